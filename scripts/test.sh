@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# The test suite (what README calls the test command): unit, integration and doc tests on
+# the CPU (flex) backend.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo test --all-targets "$@"
+cargo test --doc "$@"

@@ -1,0 +1,145 @@
+//! One error type for the crate. Every variant names the file, field, tensor or value at fault.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong in `burn-engram`, with enough context to fix it.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EngramError {
+    /// A configuration field holds a value the algorithm cannot use.
+    #[error("invalid Engram config: `{field}` {reason}")]
+    InvalidConfig {
+        /// The field, as spelled in the JSON config.
+        field: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A file could not be read or written.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// A JSON file could not be parsed.
+    #[error("{}: invalid JSON: {source}", path.display())]
+    Json {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message (line and column included).
+        source: serde_json::Error,
+    },
+    /// The `tokenizers` library failed (loading a tokenizer.json or decoding an id).
+    #[error("tokenizer: {0}")]
+    Tokenizer(String),
+    /// A token id is outside the tokenizer vocabulary.
+    #[error(
+        "token id {id} at row {row}, position {pos} is outside the tokenizer vocabulary (size {vocab_size})"
+    )]
+    TokenOutOfRange {
+        /// The offending id.
+        id: i64,
+        /// Its row in the batch.
+        row: usize,
+        /// Its position in the row.
+        pos: usize,
+        /// The size of the raw tokenizer vocabulary.
+        vocab_size: usize,
+    },
+    /// A batch of token ids is empty or not rectangular.
+    #[error("bad batch: {0}")]
+    BadBatch(String),
+    /// A tensor handed to a module has the wrong shape.
+    #[error("shape mismatch for {what}: expected {expected}, got {got:?}")]
+    ShapeMismatch {
+        /// Which input.
+        what: &'static str,
+        /// The expected shape, in words.
+        expected: String,
+        /// The shape received.
+        got: Vec<usize>,
+    },
+    /// A layer id that has no Engram module was asked for.
+    #[error("layer {layer} has no Engram module (configured layers: {configured:?})")]
+    UnknownLayer {
+        /// The layer asked for.
+        layer: usize,
+        /// The configured layer ids.
+        configured: Vec<usize>,
+    },
+    /// A checkpoint or weight file holds a tensor that does not fit the module.
+    #[error("{}: tensor `{name}`: {problem}", path.display())]
+    Checkpoint {
+        /// The file.
+        path: PathBuf,
+        /// The tensor name as stored in the file.
+        name: String,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// A safetensors file is malformed or is not what was expected.
+    #[error("{}: {reason}", path.display())]
+    BadFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A device name that this build does not support.
+    #[error(
+        "device `{name}` is not available in this build; choose one of {available:?} (GPU backends need the crate feature `wgpu` or `cuda`)"
+    )]
+    UnknownDevice {
+        /// The name asked for.
+        name: String,
+        /// The names this build supports.
+        available: Vec<&'static str>,
+    },
+    /// A tensor could not be read back from the device.
+    #[error("reading tensor `{what}` from the device: {reason}")]
+    Readback {
+        /// Which tensor.
+        what: String,
+        /// The backend's message.
+        reason: String,
+    },
+}
+
+/// `Result` with [`EngramError`].
+pub type Result<T, E = EngramError> = std::result::Result<T, E>;
+
+impl EngramError {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Self::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    pub(crate) fn config(field: &'static str, reason: impl Into<String>) -> Self {
+        Self::InvalidConfig {
+            field,
+            reason: reason.into(),
+        }
+    }
+
+    pub(crate) fn bad_file(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
+        Self::BadFile {
+            path: path.into(),
+            reason: reason.into(),
+        }
+    }
+
+    pub(crate) fn tensor(
+        path: impl Into<PathBuf>,
+        name: impl Into<String>,
+        problem: impl Into<String>,
+    ) -> Self {
+        Self::Checkpoint {
+            path: path.into(),
+            name: name.into(),
+            problem: problem.into(),
+        }
+    }
+}

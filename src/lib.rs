@@ -1,0 +1,64 @@
+//! # burn-engram
+//!
+//! DeepSeek's **Engram** (conditional memory) for the [Burn](https://burn.dev) deep-learning
+//! framework. Engram gives a transformer a large table of embeddings addressed by hashed
+//! n-grams of the input tokens: each position reads its rows in O(1), a context-aware gate
+//! decides how much of the read to keep, and the result is added to the residual stream
+//! before chosen blocks.
+//!
+//! The data path, one direction:
+//!
+//! ```text
+//! token ids [B,T]
+//!   -> compressed ids          CompressedVocab   (vocab.rs)
+//!   -> hash ids [B,T,(N-1)H]   NgramHasher       (hashing/, host, 64-bit, numpy-exact)
+//!   -> table rows              EngramLayers::upload (+ head offsets, to the device)
+//!   -> memory e [B,T,(N-1)n]   MultiHeadEmbedding (memory/embedding.rs)
+//!   -> gate, value             ContextGate, value_proj (memory/gate.rs, engram.rs)
+//!   -> + short conv            ShortConv         (memory/conv.rs)
+//!   -> h + engram(h, ids)      ResidualInjector  (inject.rs)
+//! ```
+//!
+//! ```
+//! # fn main() -> Result<(), burn_engram::EngramError> {
+//! use std::sync::Arc;
+//! use burn::tensor::{Device, Tensor};
+//! use burn_engram::{CompressedVocab, EngramConfig, EngramLayers, InitOptions, ResidualInjector};
+//!
+//! let device = Device::default();
+//! // Normally: CompressedVocab::from_tokenizer_file("tokenizer.json")?
+//! let vocab = Arc::new(CompressedVocab::from_lookup((0..1000).collect())?);
+//! let cfg = EngramConfig { engram_vocab_size: vec![211, 97], n_embed_per_ngram: 32,
+//!     n_head_per_ngram: 4, layer_ids: vec![0, 2], pad_id: 0, ..EngramConfig::default() };
+//! let memory = EngramLayers::new(&cfg, vocab, 64, InitOptions::default(), &device)?;
+//!
+//! let ids: Vec<i64> = (0..16).collect();                 // a [2, 8] batch
+//! let batch = memory.prepare(&ids, 2, 8, &device)?;      // in the data loader
+//! let mut x = Tensor::<3>::zeros([2, 8, 64], &device);
+//! for layer in 0..3 {
+//!     x = memory.inject(layer, x, &batch)?;              // before each block
+//!     // x = block.forward(x);
+//! }
+//! assert_eq!(x.dims(), [2, 8, 64]);
+//! # Ok(()) }
+//! ```
+
+pub mod checkpoint;
+pub mod config;
+pub mod device;
+pub mod error;
+mod fsutil;
+pub mod hashing;
+pub mod inject;
+pub mod memory;
+pub mod vocab;
+
+pub use config::EngramConfig;
+pub use error::{EngramError, Result};
+pub use hashing::{HashIds, NgramHasher};
+pub use inject::{NoInjection, ResidualInjector};
+pub use memory::{
+    ContextGate, Engram, EngramBatch, EngramInit, EngramLayers, GateMode, GateSchedule,
+    InitOptions, MultiHeadEmbedding, ShortConv,
+};
+pub use vocab::CompressedVocab;

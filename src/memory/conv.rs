@@ -1,0 +1,54 @@
+//! [`ShortConv`]: a short causal depthwise convolution over the gated memory value.
+
+use burn::module::{Module, Param};
+use burn::nn::RmsNorm;
+use burn::tensor::Tensor;
+use burn::tensor::activation::silu;
+
+/// RMSNorm per group (eps 1e-5), the groups side by side as `G * hidden` channels, a
+/// depthwise causal convolution of `kernel` taps spaced `dilation` (= N) apart, then SiLU.
+///
+/// Computed as a sum of shifted, per-channel scaled copies of the left-padded input, which
+/// is exactly torch's `Conv1d(groups=channels, padding=(kernel-1)*dilation)` truncated to T,
+/// needs no layout change and runs on every backend. The weight is stored `[channels,
+/// kernel]`; checkpoints use torch's `[channels, 1, kernel]`.
+#[derive(Module, Debug)]
+pub struct ShortConv {
+    /// One RMSNorm per hyper-connection group.
+    pub norms: Vec<RmsNorm>,
+    /// Depthwise taps, `[channels, kernel]`; tap `kernel - 1` multiplies the current token.
+    pub weight: Param<Tensor<2>>,
+    /// Spacing of the taps (the reference uses N, the longest n-gram).
+    pub dilation: usize,
+}
+
+impl ShortConv {
+    /// `x: [B, T, G, D]` -> `[B, T, G, D]`.
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let [b, t, g, d] = x.dims();
+        let [channels, kernel] = self.weight.dims();
+        let normed: Vec<Tensor<4>> = (0..g)
+            .map(|i| self.norms[i].forward(x.clone().narrow(2, i, 1)))
+            .collect();
+        let normed = Tensor::cat(normed, 2).reshape([b, t, channels]);
+        let pad = (kernel - 1) * self.dilation;
+        let padded = if pad > 0 {
+            let zeros = Tensor::zeros([b, pad, channels], &normed.device());
+            Tensor::cat(vec![zeros, normed], 1)
+        } else {
+            normed
+        };
+        let weight = self.weight.val();
+        let mut out: Option<Tensor<3>> = None;
+        for k in 0..kernel {
+            let tap = weight.clone().narrow(1, k, 1).reshape([1, 1, channels]);
+            let term = padded.clone().narrow(1, k * self.dilation, t) * tap;
+            out = Some(match out {
+                Some(acc) => acc + term,
+                None => term,
+            });
+        }
+        let out = out.expect("kernel >= 1");
+        silu(out).reshape([b, t, g, d])
+    }
+}

@@ -1,0 +1,20 @@
+//! The Engram modules (REFERENCE §1.5): memory table, gate, value, short conv, and the set of
+//! layers one model carries.
+
+mod conv;
+mod embedding;
+mod engram;
+mod gate;
+mod init;
+mod layers;
+mod schedule;
+
+pub use conv::ShortConv;
+pub use embedding::MultiHeadEmbedding;
+pub use engram::{CONV_NORM_EPS, Engram, GATE_NORM_EPS};
+pub use gate::ContextGate;
+pub use init::{EngramInit, InitOptions};
+pub use layers::{EngramBatch, EngramLayers};
+pub use schedule::{GateMode, GateSchedule};
+
+pub(crate) use init::{LayerDims, LayerWeights};
