@@ -66,8 +66,35 @@ pub fn layer_tensor_names(groups: usize) -> Vec<String> {
 
 const OFFSETS: &str = "multi_head_embedding.offsets";
 
-/// torch `[out, in]` <-> burn `[in, out]`.
-fn transpose(data: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+/// The tensor names of a safetensors file, read from its header only (cheap for large files).
+pub fn tensor_names(path: &Path) -> Result<Vec<String>> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path).map_err(|e| EngramError::io(path, e))?;
+    let mut len = [0u8; 8];
+    f.read_exact(&mut len)
+        .map_err(|e| EngramError::io(path, e))?;
+    let len = u64::from_le_bytes(len);
+    let size = f.metadata().map_err(|e| EngramError::io(path, e))?.len();
+    if len > size.saturating_sub(8) || len > 100_000_000 {
+        return Err(EngramError::bad_file(
+            path,
+            format!("header length {len} does not fit the file ({size} bytes)"),
+        ));
+    }
+    let mut header = vec![0u8; len as usize];
+    f.read_exact(&mut header)
+        .map_err(|e| EngramError::io(path, e))?;
+    let map: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&header)
+        .map_err(|e| EngramError::bad_file(path, format!("safetensors header is not JSON: {e}")))?;
+    Ok(map
+        .into_iter()
+        .map(|(k, _)| k)
+        .filter(|k| k != "__metadata__")
+        .collect())
+}
+
+/// Transposes a row-major `[rows, cols]` matrix (torch `[out, in]` <-> burn `[in, out]`).
+pub(crate) fn transpose(data: &[f32], rows: usize, cols: usize) -> Vec<f32> {
     let mut out = vec![0.0; data.len()];
     for r in 0..rows {
         for c in 0..cols {
@@ -81,7 +108,9 @@ fn f32_bytes(data: &[f32]) -> Vec<u8> {
     data.iter().flat_map(|v| v.to_le_bytes()).collect()
 }
 
-fn to_f32(path: &Path, name: &str, view: &TensorView<'_>) -> Result<Vec<f32>> {
+/// A float tensor of a safetensors file as f32 (F32, F64, F16 or BF16; non-finite values are
+/// an error naming the tensor).
+pub(crate) fn view_to_f32(path: &Path, name: &str, view: &TensorView<'_>) -> Result<Vec<f32>> {
     let bytes = view.data();
     let out: Vec<f32> = match view.dtype() {
         Dtype::F32 => bytes
@@ -191,7 +220,7 @@ impl<'a> EngramTensors<'a> {
                 format!("shape {:?}, expected {shape:?}", view.shape()),
             ));
         }
-        to_f32(self.path, &self.full_name(layer, name), &view)
+        view_to_f32(self.path, &self.full_name(layer, name), &view)
     }
 }
 

@@ -86,6 +86,21 @@ pub enum EngramError {
         /// What is wrong with it.
         reason: String,
     },
+    /// Weights of a model folder do not fit the model its config describes.
+    #[error(
+        "{}: weights do not fit the config: missing {missing:?}, unexpected {unexpected:?}, mis-shaped {mismatched:?}",
+        path.display()
+    )]
+    WeightsMismatch {
+        /// The model folder.
+        path: PathBuf,
+        /// Tensors the model needs that no file holds.
+        missing: Vec<String>,
+        /// Tensors in the files that the model does not have.
+        unexpected: Vec<String>,
+        /// Tensors whose shape or dtype is wrong, with what was expected.
+        mismatched: Vec<String>,
+    },
     /// A device name that this build does not support.
     #[error(
         "device `{name}` is not available in this build; choose one of {available:?} (GPU backends need the crate feature `wgpu` or `cuda`)"

@@ -50,7 +50,9 @@ pub mod error;
 mod fsutil;
 pub mod hashing;
 pub mod inject;
+pub mod lora;
 pub mod memory;
+pub mod models;
 pub mod vocab;
 
 pub use config::EngramConfig;

@@ -82,6 +82,7 @@ fn check_forward(name: &str) {
     assert_eq!(out.dims().to_vec(), shape);
     let got = to_vec(out);
     let d = max_abs_diff(&got, &want);
+    eprintln!("{name}: max abs diff vs torch f32 = {d:e}");
     assert!(d < 1e-5, "{name}: forward differs from torch f32 by {d}");
     let (_, want64) = f32_tensor(&st, "outputs.engram_f64");
     let d64 = max_abs_diff(&got, &want64);

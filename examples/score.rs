@@ -1,0 +1,75 @@
+//! Log-probability of a continuation under a Qwen3 model (optionally with Engram or a LoRA
+//! adapter), the lm-evaluation-harness way.
+//!
+//! ```text
+//! cargo run --release --example score -- --model-dir DIR [--engram DIR | --lora DIR] \
+//!     --context "..." --continuation "..." [--device cpu|wgpu|cuda]
+//! ```
+//! Prints `{"logprob": <sum of log-probs of the continuation tokens>, "n_tokens": <count>}`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use burn::tensor::DType;
+use burn_engram::device::select_device;
+use burn_engram::lora::load_adapter;
+use burn_engram::models::qwen3::{Qwen3Engram, Qwen3Tokenizer, load_qwen3, score_continuations};
+use clap::{ArgGroup, Parser};
+
+#[derive(Parser, Debug)]
+#[command(about = "Sum of log-probs of a continuation under a Qwen3 model")]
+#[command(group(ArgGroup::new("adapter").args(["engram", "lora"])))]
+struct Args {
+    /// Hugging Face Qwen3 folder (config.json, *.safetensors, tokenizer.json).
+    #[arg(long)]
+    model_dir: PathBuf,
+    /// Engram folder written by `EngramLayers::save_pretrained`, or a TinyEngram model folder
+    /// whose weights hold `model.engram_layers.*` (with engram_config.json).
+    #[arg(long)]
+    engram: Option<PathBuf>,
+    /// PEFT LoRA adapter folder (adapter_config.json, adapter_model.safetensors).
+    #[arg(long)]
+    lora: Option<PathBuf>,
+    /// The context.
+    #[arg(long)]
+    context: String,
+    /// The continuation (usually starting with a space).
+    #[arg(long)]
+    continuation: String,
+    /// cpu, wgpu or cuda.
+    #[arg(long, default_value = "cpu")]
+    device: String,
+}
+
+fn run(args: Args) -> burn_engram::Result<String> {
+    let device = select_device(&args.device)?;
+    let tok = Qwen3Tokenizer::from_dir(&args.model_dir)?;
+    let base = load_qwen3(&args.model_dir, &device, DType::F32)?;
+    let cont = [args.continuation.as_str()];
+    let score = if let Some(dir) = &args.engram {
+        let model = Qwen3Engram::attach(base, dir, &tok.inner, &device)?;
+        score_continuations(&model, &tok, &args.context, &cont)?
+    } else if let Some(dir) = &args.lora {
+        let (model, _) = load_adapter(base, dir)?;
+        score_continuations(&model, &tok, &args.context, &cont)?
+    } else {
+        score_continuations(&base, &tok, &args.context, &cont)?
+    };
+    Ok(
+        serde_json::json!({ "logprob": score[0].logprob, "n_tokens": score[0].n_tokens })
+            .to_string(),
+    )
+}
+
+fn main() -> ExitCode {
+    match run(Args::parse()) {
+        Ok(line) => {
+            println!("{line}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,3 @@
+//! Host models that take Engram memory.
+
+pub mod qwen3;

@@ -1,0 +1,186 @@
+//! [`Qwen3Config`]: config.json of a Hugging Face Qwen3 checkpoint.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::read_json;
+use crate::error::{EngramError, Result};
+
+/// The fields of a Qwen3 `config.json` that the model uses (unknown fields are ignored).
+///
+/// ```
+/// let cfg: burn_engram::models::qwen3::Qwen3Config = serde_json::from_str(r#"{
+///   "model_type": "qwen3", "vocab_size": 151936, "hidden_size": 1024,
+///   "intermediate_size": 3072, "num_hidden_layers": 28, "num_attention_heads": 16,
+///   "num_key_value_heads": 8, "head_dim": 128, "rope_theta": 1000000,
+///   "rms_norm_eps": 1e-6, "tie_word_embeddings": true, "max_position_embeddings": 40960
+/// }"#).unwrap();
+/// cfg.validate(std::path::Path::new("config.json")).unwrap();
+/// assert_eq!(cfg.q_dim(), 2048);
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Qwen3Config {
+    /// Must be "qwen3".
+    pub model_type: String,
+    /// Rows of the embedding table (may exceed the tokenizer's size).
+    pub vocab_size: usize,
+    /// Model width.
+    pub hidden_size: usize,
+    /// MLP width.
+    pub intermediate_size: usize,
+    /// Decoder layers.
+    pub num_hidden_layers: usize,
+    /// Query heads.
+    pub num_attention_heads: usize,
+    /// Key/value heads (grouped-query attention).
+    pub num_key_value_heads: usize,
+    /// Width of one head (Qwen3 sets it explicitly; default hidden / heads).
+    #[serde(default)]
+    pub head_dim: Option<usize>,
+    /// RoPE base.
+    #[serde(default = "default_rope_theta")]
+    pub rope_theta: f64,
+    /// RMSNorm epsilon.
+    #[serde(default = "default_eps")]
+    pub rms_norm_eps: f64,
+    /// Whether lm_head shares the embedding table.
+    #[serde(default)]
+    pub tie_word_embeddings: bool,
+    /// Longest position the RoPE tables cover.
+    #[serde(default = "default_max_pos")]
+    pub max_position_embeddings: usize,
+    /// Bias on q/k/v/o projections (false for Qwen3).
+    #[serde(default)]
+    pub attention_bias: bool,
+    /// Activation of the MLP (only "silu" is supported).
+    #[serde(default = "default_act")]
+    pub hidden_act: String,
+    /// Beginning-of-sequence id, if any.
+    #[serde(default)]
+    pub bos_token_id: Option<u32>,
+    /// End-of-sequence id (an integer or a list in some configs).
+    #[serde(default)]
+    pub eos_token_id: Option<serde_json::Value>,
+    /// dtype on disk, informational.
+    #[serde(default)]
+    pub torch_dtype: Option<String>,
+    /// Sliding-window attention (not supported: must be false or absent).
+    #[serde(default)]
+    pub use_sliding_window: bool,
+    /// RoPE scaling (not supported: must be null or absent).
+    #[serde(default)]
+    pub rope_scaling: Option<serde_json::Value>,
+}
+
+fn default_rope_theta() -> f64 {
+    10_000.0
+}
+fn default_eps() -> f64 {
+    1e-6
+}
+fn default_max_pos() -> usize {
+    32_768
+}
+fn default_act() -> String {
+    "silu".into()
+}
+
+impl Qwen3Config {
+    /// Reads and validates `config.json`.
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let cfg: Self = read_json(path)?;
+        cfg.validate(path)?;
+        Ok(cfg)
+    }
+
+    /// Width of one attention head.
+    pub fn head_dim(&self) -> usize {
+        self.head_dim
+            .unwrap_or(self.hidden_size / self.num_attention_heads.max(1))
+    }
+
+    /// Output width of q_proj.
+    pub fn q_dim(&self) -> usize {
+        self.num_attention_heads * self.head_dim()
+    }
+
+    /// Output width of k_proj and v_proj.
+    pub fn kv_dim(&self) -> usize {
+        self.num_key_value_heads * self.head_dim()
+    }
+
+    /// Checks the fields the model depends on; errors name the file and field.
+    pub fn validate(&self, path: &Path) -> Result<()> {
+        let bad = |field: &str, why: String| {
+            Err(EngramError::bad_file(
+                path,
+                format!("field `{field}`: {why}"),
+            ))
+        };
+        if self.model_type != "qwen3" {
+            return bad(
+                "model_type",
+                format!("\"{}\" is not \"qwen3\"", self.model_type),
+            );
+        }
+        for (field, v) in [
+            ("vocab_size", self.vocab_size),
+            ("hidden_size", self.hidden_size),
+            ("intermediate_size", self.intermediate_size),
+            ("num_hidden_layers", self.num_hidden_layers),
+            ("num_attention_heads", self.num_attention_heads),
+            ("num_key_value_heads", self.num_key_value_heads),
+            ("head_dim", self.head_dim()),
+            ("max_position_embeddings", self.max_position_embeddings),
+        ] {
+            if v == 0 {
+                return bad(field, "must be >= 1".into());
+            }
+        }
+        if !self.num_attention_heads.is_multiple_of(self.num_key_value_heads) {
+            return bad(
+                "num_key_value_heads",
+                format!(
+                    "{} does not divide num_attention_heads {}",
+                    self.num_key_value_heads, self.num_attention_heads
+                ),
+            );
+        }
+        if !self.head_dim().is_multiple_of(2) {
+            return bad(
+                "head_dim",
+                format!("{} is odd; RoPE needs an even width", self.head_dim()),
+            );
+        }
+        if !(self.rms_norm_eps > 0.0 && self.rms_norm_eps.is_finite()) {
+            return bad(
+                "rms_norm_eps",
+                format!("{} is not a positive number", self.rms_norm_eps),
+            );
+        }
+        if !(self.rope_theta > 0.0 && self.rope_theta.is_finite()) {
+            return bad(
+                "rope_theta",
+                format!("{} is not a positive number", self.rope_theta),
+            );
+        }
+        if self.hidden_act != "silu" {
+            return bad(
+                "hidden_act",
+                format!("\"{}\" is not supported (only \"silu\")", self.hidden_act),
+            );
+        }
+        if self.use_sliding_window {
+            return bad(
+                "use_sliding_window",
+                "sliding-window attention is not supported".into(),
+            );
+        }
+        if self.rope_scaling.as_ref().is_some_and(|v| !v.is_null()) {
+            return bad("rope_scaling", "RoPE scaling is not supported".into());
+        }
+        Ok(())
+    }
+}
