@@ -7,14 +7,13 @@
 //! ```
 //! `batch.json` holds a `[B, T]` batch: a JSON array of equally long arrays of token ids.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use burn_engram::{CompressedVocab, EngramConfig, NgramHasher};
 use clap::{ArgGroup, Parser};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 #[derive(Parser, Debug)]
 #[command(about = "Print Engram's compression, multipliers, primes and hash ids as JSON")]
@@ -42,7 +41,7 @@ fn run(args: Args) -> Result<Value, String> {
         .map_err(|e| format!("{}: {e}", args.tokenizer.display()))?;
     let config = EngramConfig::from_json_file(&args.config).map_err(|e| e.to_string())?;
     let vocab = Arc::new(CompressedVocab::from_tokenizer(&tokenizer).map_err(|e| e.to_string())?);
-    let hasher = NgramHasher::new(&config, vocab.clone()).map_err(|e| e.to_string())?;
+    let hasher = NgramHasher::new(&config, vocab).map_err(|e| e.to_string())?;
 
     let rows: Vec<Vec<i64>> = match (&args.text, &args.ids_json) {
         (Some(text), _) => {
@@ -61,41 +60,9 @@ fn run(args: Args) -> Result<Value, String> {
                 )
             })?
         }
-        (None, None) => unreachable!("clap requires one input"),
+        (None, None) => return Err("give --text or --ids-json".into()),
     };
-    let ids = hasher.hash_rows(&rows).map_err(|e| e.to_string())?;
-
-    let mut lookup_sample = BTreeMap::new();
-    for raw in &args.lookup {
-        let c = vocab.compress_id(*raw).ok_or_else(|| {
-            format!(
-                "--lookup {raw}: outside the tokenizer (size {})",
-                vocab.tokenizer_vocab_size()
-            )
-        })?;
-        lookup_sample.insert(raw.to_string(), c);
-    }
-    let n_head = config.n_head_per_ngram;
-    let mut layers = serde_json::Map::new();
-    for lh in hasher.layers() {
-        let flat = ids
-            .layer(lh.layer_id)
-            .expect("every configured layer is hashed");
-        let hash_ids: Vec<Vec<&[i64]>> = flat
-            .chunks(ids.seq_len * ids.heads)
-            .map(|row| row.chunks(ids.heads).collect())
-            .collect();
-        let head_sizes: Vec<&[u64]> = lh.head_sizes.chunks(n_head).collect();
-        layers.insert(
-            lh.layer_id.to_string(),
-            json!({ "multipliers": lh.multipliers, "head_sizes": head_sizes, "hash_ids": hash_ids }),
-        );
-    }
-    Ok(json!({
-        "compressed_vocab_size": vocab.compressed_vocab_size(),
-        "lookup_sample": lookup_sample,
-        "layers": layers,
-    }))
+    burn_engram::inspect::inspect(&hasher, &rows, &args.lookup).map_err(|e| e.to_string())
 }
 
 fn main() -> ExitCode {

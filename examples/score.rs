@@ -10,9 +10,10 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use burn::module::Module;
 use burn::tensor::DType;
 use burn_engram::device::select_device;
-use burn_engram::lora::load_adapter;
+use burn_engram::lora::{count_lora_params, load_adapter};
 use burn_engram::models::qwen3::{Qwen3Engram, Qwen3Tokenizer, load_qwen3, score_continuations};
 use clap::{ArgGroup, Parser};
 
@@ -48,9 +49,18 @@ fn run(args: Args) -> burn_engram::Result<String> {
     let cont = [args.continuation.as_str()];
     let score = if let Some(dir) = &args.engram {
         let model = Qwen3Engram::attach(base, dir, &tok.inner, &device)?;
+        eprintln!(
+            "method: engram, trainable params: {}",
+            model.engram.num_params()
+        );
         score_continuations(&model, &tok, &args.context, &cont)?
     } else if let Some(dir) = &args.lora {
-        let (model, _) = load_adapter(base, dir)?;
+        let (model, cfg) = load_adapter(base, dir)?;
+        eprintln!(
+            "method: lora, trainable params: {} (closed form {})",
+            count_lora_params(&model),
+            cfg.trainable_params(model.config())
+        );
         score_continuations(&model, &tok, &args.context, &cont)?
     } else {
         score_continuations(&base, &tok, &args.context, &cont)?

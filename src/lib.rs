@@ -50,6 +50,7 @@ pub mod error;
 mod fsutil;
 pub mod hashing;
 pub mod inject;
+pub mod inspect;
 pub mod lora;
 pub mod memory;
 pub mod models;

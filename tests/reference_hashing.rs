@@ -164,3 +164,25 @@ fn hash_ids_match_the_reference() {
         }
     }
 }
+
+#[test]
+fn inspect_reports_what_the_reference_computes() {
+    let vocab = qwen_vocab();
+    for case in read_json("engram/hash_cases.json").as_array().unwrap() {
+        let cfg: EngramConfig = serde_json::from_value(case["config"].clone()).unwrap();
+        let rows: Vec<Vec<i64>> = serde_json::from_value(case["input_ids"].clone()).unwrap();
+        let hasher = NgramHasher::new(&cfg, vocab.clone()).unwrap();
+        let v = burn_engram::inspect::inspect(&hasher, &rows, &[9707, 21927]).unwrap();
+        assert_eq!(v["compressed_vocab_size"], 107_457);
+        assert_eq!(v["lookup_sample"]["9707"], v["lookup_sample"]["21927"]);
+        for (layer, want) in case["layers"].as_object().unwrap() {
+            for key in ["multipliers", "head_sizes", "hash_ids"] {
+                assert_eq!(
+                    v["layers"][layer][key], want[key],
+                    "{} layer {layer} {key}",
+                    case["name"]
+                );
+            }
+        }
+    }
+}

@@ -196,6 +196,11 @@ impl NgramHasher {
         self.pad
     }
 
+    /// H, the hash heads per n-gram order.
+    pub fn heads_per_order(&self) -> usize {
+        self.n_head
+    }
+
     /// `(N - 1) * H`, the hash ids per token and layer.
     pub fn heads_per_layer(&self) -> usize {
         (self.max_ngram_size - 1) * self.n_head
