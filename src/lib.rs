@@ -45,8 +45,10 @@
 
 pub mod checkpoint;
 pub mod config;
+pub mod data;
 pub mod device;
 pub mod error;
+pub mod eval;
 mod fsutil;
 pub mod hashing;
 pub mod inject;

@@ -12,7 +12,7 @@ use crate::inject::NoInjection;
 /// A causal LM that returns per-position logits for one sequence of token ids.
 pub trait CausalLm {
     /// Logits `[T, vocab]` for `ids`, continuing `cache` when given and supported.
-    fn logits(&self, ids: &[u32], cache: Option<&mut KvCache>) -> Result<Tensor<2>>;
+    fn token_logits(&self, ids: &[u32], cache: Option<&mut KvCache>) -> Result<Tensor<2>>;
     /// Whether a KV cache can be continued (false when memory reads earlier positions).
     fn supports_cache(&self) -> bool;
     /// The device the model lives on.
@@ -30,7 +30,7 @@ fn squeeze_batch(logits: Tensor<3>) -> Tensor<2> {
 }
 
 impl CausalLm for Qwen3ForCausalLM {
-    fn logits(&self, ids: &[u32], cache: Option<&mut KvCache>) -> Result<Tensor<2>> {
+    fn token_logits(&self, ids: &[u32], cache: Option<&mut KvCache>) -> Result<Tensor<2>> {
         let device = self.model.embed_tokens.weight.device();
         let out = self.forward_with(ids_tensor(ids, &device), None, cache, &NoInjection, &())?;
         Ok(squeeze_batch(out))
@@ -44,7 +44,7 @@ impl CausalLm for Qwen3ForCausalLM {
 }
 
 impl CausalLm for Qwen3Engram {
-    fn logits(&self, ids: &[u32], cache: Option<&mut KvCache>) -> Result<Tensor<2>> {
+    fn token_logits(&self, ids: &[u32], cache: Option<&mut KvCache>) -> Result<Tensor<2>> {
         if cache.is_some_and(|c| !c.is_empty()) {
             return Err(EngramError::BadBatch(
                 "Qwen3Engram cannot continue a KV cache; score the full sequence".into(),
@@ -151,7 +151,7 @@ pub fn score_continuations<M: CausalLm>(
         for (ctx, cont) in &pairs {
             if prefix.as_ref().is_none_or(|(p, _, _)| p != ctx) {
                 let mut cache = KvCache::new();
-                let logits = model.logits(ctx, Some(&mut cache))?;
+                let logits = model.token_logits(ctx, Some(&mut cache))?;
                 let t = logits.dims()[0];
                 let last = logits.narrow(0, t - 1, 1);
                 prefix = Some((ctx.clone(), cache, last));
@@ -159,7 +159,7 @@ pub fn score_continuations<M: CausalLm>(
             let (_, cache, last) = prefix.as_ref().expect("set above");
             let logits = if cont.len() > 1 {
                 let mut cache = cache.clone();
-                let rest = model.logits(&cont[..cont.len() - 1], Some(&mut cache))?;
+                let rest = model.token_logits(&cont[..cont.len() - 1], Some(&mut cache))?;
                 Tensor::cat(vec![last.clone(), rest], 0)
             } else {
                 last.clone()
@@ -173,7 +173,7 @@ pub fn score_continuations<M: CausalLm>(
             .map(|(ctx, cont)| {
                 let mut ids = ctx.clone();
                 ids.extend_from_slice(&cont[..cont.len() - 1]);
-                let logits = model.logits(&ids, None)?;
+                let logits = model.token_logits(&ids, None)?;
                 let n = cont.len();
                 let t = logits.dims()[0];
                 score_from_logits(logits.narrow(0, t - n, n), cont)
@@ -208,16 +208,16 @@ pub fn generate_greedy<M: CausalLm>(model: &M, prompt: &[u32], n: usize) -> Resu
     }
     if model.supports_cache() {
         let mut cache = KvCache::new();
-        let mut next = argmax_last(model.logits(prompt, Some(&mut cache))?)?;
+        let mut next = argmax_last(model.token_logits(prompt, Some(&mut cache))?)?;
         out.push(next);
         while out.len() < n {
-            next = argmax_last(model.logits(&[next], Some(&mut cache))?)?;
+            next = argmax_last(model.token_logits(&[next], Some(&mut cache))?)?;
             out.push(next);
         }
     } else {
         let mut ids = prompt.to_vec();
         while out.len() < n {
-            let next = argmax_last(model.logits(&ids, None)?)?;
+            let next = argmax_last(model.token_logits(&ids, None)?)?;
             ids.push(next);
             out.push(next);
         }

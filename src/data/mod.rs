@@ -1,0 +1,3 @@
+//! Training data: the study's glaive function-calling preparation.
+
+pub mod glaive;

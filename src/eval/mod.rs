@@ -1,0 +1,3 @@
+//! Evaluation: TruthfulQA MC1/MC2.
+
+pub mod truthfulqa;
