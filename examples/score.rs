@@ -10,11 +10,9 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use burn::module::Module;
 use burn::tensor::DType;
 use burn_engram::device::select_device;
-use burn_engram::lora::{count_lora_params, load_adapter};
-use burn_engram::models::qwen3::{Qwen3Engram, Qwen3Tokenizer, load_qwen3, score_continuations};
+use burn_engram::models::qwen3::{AdaptedQwen3, Qwen3Tokenizer, score_continuations};
 use clap::{ArgGroup, Parser};
 
 #[derive(Parser, Debug)]
@@ -45,26 +43,20 @@ struct Args {
 fn run(args: Args) -> burn_engram::Result<String> {
     let device = select_device(&args.device)?;
     let tok = Qwen3Tokenizer::from_dir(&args.model_dir)?;
-    let base = load_qwen3(&args.model_dir, &device, DType::F32)?;
-    let cont = [args.continuation.as_str()];
-    let score = if let Some(dir) = &args.engram {
-        let model = Qwen3Engram::attach(base, dir, &tok.inner, &device)?;
-        eprintln!(
-            "method: engram, trainable params: {}",
-            model.engram.num_params()
-        );
-        score_continuations(&model, &tok, &args.context, &cont)?
-    } else if let Some(dir) = &args.lora {
-        let (model, cfg) = load_adapter(base, dir)?;
-        eprintln!(
-            "method: lora, trainable params: {} (closed form {})",
-            count_lora_params(&model),
-            cfg.trainable_params(model.config())
-        );
-        score_continuations(&model, &tok, &args.context, &cont)?
-    } else {
-        score_continuations(&base, &tok, &args.context, &cont)?
-    };
+    let model = AdaptedQwen3::load(
+        &args.model_dir,
+        args.engram.as_deref(),
+        args.lora.as_deref(),
+        &tok,
+        &device,
+        DType::F32,
+    )?;
+    eprintln!(
+        "method: {}, trainable params: {}",
+        model.method(),
+        model.added_params()
+    );
+    let score = score_continuations(&model, &tok, &args.context, &[args.continuation.as_str()])?;
     Ok(
         serde_json::json!({ "logprob": score[0].logprob, "n_tokens": score[0].n_tokens })
             .to_string(),

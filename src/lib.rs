@@ -56,6 +56,7 @@ pub mod inspect;
 pub mod lora;
 pub mod memory;
 pub mod models;
+pub mod train;
 pub mod vocab;
 
 pub use config::EngramConfig;

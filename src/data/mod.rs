@@ -1,3 +1,4 @@
-//! Training data: the study's glaive function-calling preparation.
+//! Training data: the study's glaive function-calling preparation and its dataset.
 
+pub mod dataset;
 pub mod glaive;

@@ -12,6 +12,7 @@
 //! # Ok(()) }
 //! ```
 
+mod adapted;
 mod attention;
 mod config;
 mod engram;
@@ -22,6 +23,7 @@ mod rope;
 mod score;
 mod tokenizer;
 
+pub use adapted::AdaptedQwen3;
 pub use attention::{LayerKvCache, Qwen3Attention};
 pub use config::Qwen3Config;
 pub use engram::Qwen3Engram;

@@ -1,0 +1,153 @@
+//! The study's dataset: `{instruction, input, output}` samples in ChatML plus eos, tokenized,
+//! truncated, shuffled (seed 42), split 99/1 with the eval part capped at 200, and batched
+//! with dynamic padding.
+
+use std::path::Path;
+
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use serde::{Deserialize, Serialize};
+
+use super::glaive::Sample;
+use crate::error::{EngramError, Result};
+use crate::models::qwen3::Qwen3Tokenizer;
+
+/// How samples become training sequences (the study's values by default).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DataConfig {
+    /// Longest sequence in tokens; longer ones are truncated.
+    pub max_len: usize,
+    /// Shuffle seed.
+    pub seed: u64,
+    /// Fraction of samples held out for evaluation.
+    pub eval_fraction: f64,
+    /// At most this many eval samples.
+    pub eval_cap: usize,
+}
+
+impl Default for DataConfig {
+    fn default() -> Self {
+        Self {
+            max_len: 2048,
+            seed: 42,
+            eval_fraction: 0.01,
+            eval_cap: 200,
+        }
+    }
+}
+
+/// Reads JSON-lines samples; a line that is not a sample is an error naming it.
+pub fn load_samples(path: impl AsRef<Path>) -> Result<Vec<Sample>> {
+    let path = path.as_ref();
+    let text = std::fs::read_to_string(path).map_err(|e| EngramError::io(path, e))?;
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| {
+            serde_json::from_str(l)
+                .map_err(|e| EngramError::bad_file(path, format!("line {}: {e}", i + 1)))
+        })
+        .collect()
+}
+
+/// One sample as the study formats it: ChatML text, then the eos token, truncated to
+/// `max_len` tokens.
+pub fn encode_sample(tok: &Qwen3Tokenizer, s: &Sample, max_len: usize) -> Result<Vec<u32>> {
+    let mut ids = tok.encode_chatml(&s.instruction, &s.input, &s.output)?;
+    ids.truncate(max_len);
+    Ok(ids)
+}
+
+/// Tokenized train and eval sequences.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StudyData {
+    /// Training sequences.
+    pub train: Vec<Vec<u32>>,
+    /// Evaluation sequences.
+    pub eval: Vec<Vec<u32>>,
+}
+
+/// Tokenizes, shuffles with `cfg.seed`, holds out `ceil(n * eval_fraction)` samples (at most
+/// `eval_cap`) for evaluation.
+pub fn build(samples: &[Sample], tok: &Qwen3Tokenizer, cfg: &DataConfig) -> Result<StudyData> {
+    let mut seqs = samples
+        .iter()
+        .map(|s| encode_sample(tok, s, cfg.max_len))
+        .collect::<Result<Vec<_>>>()?;
+    seqs.shuffle(&mut StdRng::seed_from_u64(cfg.seed));
+    let n_eval =
+        ((seqs.len() as f64 * cfg.eval_fraction).ceil() as usize).min(seqs.len().saturating_sub(1));
+    let train = seqs.split_off(n_eval);
+    seqs.truncate(cfg.eval_cap);
+    Ok(StudyData { train, eval: seqs })
+}
+
+/// A padded batch on the host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Batch {
+    /// Rows.
+    pub batch: usize,
+    /// Padded length.
+    pub seq_len: usize,
+    /// `[B, T]` token ids, right-padded with the pad id.
+    pub ids: Vec<i64>,
+    /// `[B, T]` 1 for tokens, 0 for padding.
+    pub attention_mask: Vec<i64>,
+    /// `[B, T - 1]`: whether position t's prediction of token t+1 counts in the loss (the
+    /// study's collator masks every label equal to the pad id).
+    pub label_mask: Vec<bool>,
+    /// Number of counted labels.
+    pub label_tokens: usize,
+}
+
+/// Pads `seqs` to their longest length (dynamic padding) with `pad_id`.
+pub fn make_batch(seqs: &[&[u32]], pad_id: u32) -> Result<Batch> {
+    let t = seqs.iter().map(|s| s.len()).max().unwrap_or(0);
+    if seqs.is_empty() || t < 2 {
+        return Err(EngramError::BadBatch(
+            "a training batch needs at least one sequence of two tokens".into(),
+        ));
+    }
+    let b = seqs.len();
+    let mut ids = vec![pad_id as i64; b * t];
+    let mut attention_mask = vec![0i64; b * t];
+    let mut label_mask = vec![false; b * (t - 1)];
+    for (r, s) in seqs.iter().enumerate() {
+        for (i, &id) in s.iter().enumerate() {
+            ids[r * t + i] = id as i64;
+            attention_mask[r * t + i] = 1;
+        }
+        for i in 0..t - 1 {
+            label_mask[r * (t - 1) + i] = ids[r * t + i + 1] != pad_id as i64;
+        }
+    }
+    let label_tokens = label_mask.iter().filter(|m| **m).count();
+    Ok(Batch {
+        batch: b,
+        seq_len: t,
+        ids,
+        attention_mask,
+        label_mask,
+        label_tokens,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dynamic_padding_and_label_mask() {
+        let a = [5u32, 6, 7, 8];
+        let b = [9u32, 10];
+        let batch = make_batch(&[&a, &b], 0).unwrap();
+        assert_eq!((batch.batch, batch.seq_len), (2, 4));
+        assert_eq!(batch.ids, vec![5, 6, 7, 8, 9, 10, 0, 0]);
+        assert_eq!(batch.attention_mask, vec![1, 1, 1, 1, 1, 1, 0, 0]);
+        assert_eq!(batch.label_mask, vec![true, true, true, true, false, false]);
+        assert_eq!(batch.label_tokens, 4);
+        assert!(make_batch(&[&[1u32][..]], 0).is_err());
+    }
+}

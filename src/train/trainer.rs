@@ -1,0 +1,232 @@
+//! The training loop of the study: AdamW (no weight decay on biases), cosine schedule with
+//! warm-up, gradient accumulation with a token-mean loss over the accumulated batch, the
+//! Engram gate schedule, periodic eval loss, metrics per step.
+
+use std::time::Instant;
+
+use burn::module::ParamGroup;
+use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams};
+use burn::tensor::Device;
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use serde::{Deserialize, Serialize};
+
+use super::loss::{TrainableLm, token_loss_sum};
+use super::schedule::CosineSchedule;
+use crate::data::dataset::{StudyData, make_batch};
+use crate::error::{EngramError, Result};
+use crate::memory::{GateMode, GateSchedule};
+
+/// Training settings; the defaults are the study's Engram run (REFERENCE §2) except the batch
+/// size, which the caller sizes to its device (`micro_batch * grad_accum` sequences per step;
+/// the study used 192).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TrainConfig {
+    /// Peak learning rate (Engram 2e-5, LoRA 1e-5 in the study).
+    pub lr: f64,
+    /// Passes over the training set (Engram 7, LoRA 5).
+    pub epochs: usize,
+    /// Stop after this many optimizer steps (the schedule still spans all epochs).
+    pub max_steps: Option<usize>,
+    /// Sequences per forward pass.
+    pub micro_batch: usize,
+    /// Micro-batches per optimizer step.
+    pub grad_accum: usize,
+    /// Fraction of the steps spent warming up.
+    pub warmup_ratio: f64,
+    /// AdamW beta 1.
+    pub beta1: f32,
+    /// AdamW beta 2.
+    pub beta2: f32,
+    /// AdamW epsilon (Burn's default is 1e-5; PyTorch's and the study's 1e-8).
+    pub eps: f32,
+    /// Decoupled weight decay, not applied to biases.
+    pub weight_decay: f32,
+    /// Evaluate the eval loss every this many steps (0: only at the end).
+    pub eval_every: usize,
+    /// Seed of the per-epoch data order.
+    pub seed: u64,
+    /// The Engram gate schedule (ignored for LoRA).
+    pub gate: GateSchedule,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            lr: 2e-5,
+            epochs: 7,
+            max_steps: None,
+            micro_batch: 4,
+            grad_accum: 1,
+            warmup_ratio: 0.03,
+            beta1: 0.9,
+            beta2: 0.95,
+            eps: 1e-8,
+            weight_decay: 0.005,
+            eval_every: 0,
+            seed: 42,
+            gate: GateSchedule::default(),
+        }
+    }
+}
+
+/// What one optimizer step did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepMetrics {
+    /// Optimizer step (1-based once taken).
+    pub step: usize,
+    /// Steps this run will take.
+    pub total_steps: usize,
+    /// Epoch of the step.
+    pub epoch: usize,
+    /// Token-mean training loss of the accumulated batch.
+    pub loss: f64,
+    /// Learning rate used.
+    pub lr: f64,
+    /// Loss tokens in the step.
+    pub tokens: usize,
+    /// Training throughput over the step.
+    pub tokens_per_s: f64,
+    /// Seconds since the start.
+    pub elapsed_s: f64,
+    /// Eval loss, when evaluated after this step.
+    pub eval_loss: Option<f64>,
+}
+
+/// Token-mean eval loss of `seqs` (no gradients).
+pub fn eval_loss<M: TrainableLm>(
+    model: &M,
+    seqs: &[Vec<u32>],
+    pad_id: u32,
+    micro_batch: usize,
+    device: &Device,
+) -> Result<f64> {
+    let model = model.valid();
+    let device = &device.clone().without_autodiff();
+    let (mut sum, mut tokens) = (0.0f64, 0usize);
+    for chunk in seqs.chunks(micro_batch.max(1)) {
+        let refs: Vec<&[u32]> = chunk.iter().map(Vec::as_slice).collect();
+        let batch = make_batch(&refs, pad_id)?;
+        let logits = model.batch_logits(&batch, GateMode::Learned, device)?;
+        sum += token_loss_sum(logits, &batch).into_scalar::<f32>() as f64;
+        tokens += batch.label_tokens;
+    }
+    if tokens == 0 {
+        return Err(EngramError::BadBatch(
+            "the eval set has no loss tokens".into(),
+        ));
+    }
+    Ok(sum / tokens as f64)
+}
+
+/// Trains the parameters of `model` that require gradients (freeze the rest first) on
+/// `data.train`, calling `on_step` after every optimizer step. Returns the trained model and
+/// the metrics. A non-finite loss stops training with an error naming the step.
+pub fn train<M: TrainableLm>(
+    mut model: M,
+    data: &StudyData,
+    pad_id: u32,
+    cfg: &TrainConfig,
+    device: &Device,
+    mut on_step: impl FnMut(&StepMetrics),
+) -> Result<(M, Vec<StepMetrics>)> {
+    let per_step = cfg.micro_batch.max(1) * cfg.grad_accum.max(1);
+    if data.train.is_empty() {
+        return Err(EngramError::BadBatch("no training sequences".into()));
+    }
+    let steps_per_epoch = data.train.len().div_ceil(per_step);
+    let schedule_steps = steps_per_epoch * cfg.epochs.max(1);
+    let total_steps = cfg
+        .max_steps
+        .map_or(schedule_steps, |m| m.min(schedule_steps));
+    let schedule = CosineSchedule::new(schedule_steps, cfg.warmup_ratio);
+    let adamw = |wd: f32| {
+        AdamWConfig::new()
+            .with_beta_1(cfg.beta1)
+            .with_beta_2(cfg.beta2)
+            .with_epsilon(cfg.eps)
+            .with_weight_decay(wd)
+    };
+    let biases = ParamGroup::from_regex(r"(^|\.)bias$")
+        .map_err(|e| EngramError::BadBatch(format!("bias group: {e:?}")))?;
+    let mut optim = adamw(cfg.weight_decay)
+        .init()
+        .with_group(biases, adamw(0.0).build(), None);
+
+    let start = Instant::now();
+    let mut metrics = Vec::with_capacity(total_steps);
+    let mut step = 0usize;
+    'epochs: for epoch in 0..cfg.epochs.max(1) {
+        let mut order: Vec<usize> = (0..data.train.len()).collect();
+        order.shuffle(&mut StdRng::seed_from_u64(
+            cfg.seed.wrapping_add(epoch as u64),
+        ));
+        for step_items in order.chunks(per_step) {
+            if step >= total_steps {
+                break 'epochs;
+            }
+            let t0 = Instant::now();
+            let micro: Vec<Vec<&[u32]>> = step_items
+                .chunks(cfg.micro_batch.max(1))
+                .map(|c| c.iter().map(|&i| data.train[i].as_slice()).collect())
+                .collect();
+            let batches = micro
+                .iter()
+                .map(|refs| make_batch(refs, pad_id))
+                .collect::<Result<Vec<_>>>()?;
+            let tokens: usize = batches.iter().map(|b| b.label_tokens).sum();
+            if tokens == 0 {
+                continue;
+            }
+            let gate = cfg.gate.at(step);
+            let mut accumulator = GradientsAccumulator::<M>::new();
+            let mut loss_sum = 0.0f64;
+            for batch in &batches {
+                let logits = model.batch_logits(batch, gate, device)?;
+                let loss = token_loss_sum(logits, batch).div_scalar(tokens as f64);
+                let value = loss.clone().into_scalar::<f32>() as f64;
+                if !value.is_finite() {
+                    return Err(EngramError::BadBatch(format!(
+                        "non-finite training loss ({value}) at step {}",
+                        step + 1
+                    )));
+                }
+                loss_sum += value;
+                accumulator
+                    .accumulate(&model, GradientsParams::from_grads(loss.backward(), &model));
+            }
+            let lr = cfg.lr * schedule.factor(step);
+            model = optim.step(lr, model, accumulator.grads());
+            step += 1;
+            let eval_loss = if (cfg.eval_every > 0 && step.is_multiple_of(cfg.eval_every))
+                || step == total_steps
+            {
+                Some(eval_loss(
+                    &model,
+                    &data.eval,
+                    pad_id,
+                    cfg.micro_batch,
+                    device,
+                )?)
+            } else {
+                None
+            };
+            let m = StepMetrics {
+                step,
+                total_steps,
+                epoch,
+                loss: loss_sum,
+                lr,
+                tokens,
+                tokens_per_s: tokens as f64 / t0.elapsed().as_secs_f64().max(1e-9),
+                elapsed_s: start.elapsed().as_secs_f64(),
+                eval_loss,
+            };
+            on_step(&m);
+            metrics.push(m);
+        }
+    }
+    Ok((model, metrics))
+}

@@ -1,0 +1,145 @@
+//! The study's data path and trainer on small inputs: ChatML with the real Qwen tokenizer,
+//! the split, and a short Engram run whose loss goes down with the backbone untouched.
+
+mod common;
+
+use std::sync::Arc;
+
+use burn::tensor::{DType, Device};
+use burn_engram::data::dataset::{DataConfig, build, encode_sample};
+use burn_engram::data::glaive::{Sample, prepare};
+use burn_engram::models::qwen3::{Qwen3Engram, Qwen3Tokenizer, load_qwen3};
+use burn_engram::train::{TrainConfig, train};
+use burn_engram::{CompressedVocab, EngramConfig, InitOptions};
+use common::fixture;
+
+fn sample(i: usize) -> Sample {
+    Sample {
+        instruction: format!(
+            "You are a helpful assistant with access to get_weather (request {i})."
+        ),
+        input: format!("What is the weather in city number {i}?"),
+        output: format!(
+            "<functioncall> {{\"name\": \"get_weather\", \"arguments\": {{\"city\": \"C{i}\"}}}}"
+        ),
+    }
+}
+
+#[test]
+fn chatml_samples_carry_qwens_special_ids() {
+    let tok = Qwen3Tokenizer::from_dir(fixture("qwen-tokenizer")).unwrap();
+    assert_eq!(
+        (tok.im_start_id, tok.im_end_id, tok.eos_id, tok.pad_id),
+        (151_644, 151_645, 151_645, 151_643)
+    );
+    let ids = encode_sample(&tok, &sample(1), 2048).unwrap();
+    assert_eq!(&ids[..3], &[151_644, 8948, 198], "<|im_start|>system\\n");
+    assert_eq!(ids.iter().filter(|&&i| i == 151_644).count(), 3);
+    assert_eq!(
+        ids.iter().filter(|&&i| i == 151_645).count(),
+        4,
+        "three turns end, then eos"
+    );
+    assert_eq!(
+        &ids[ids.len() - 2..],
+        &[151_645, 151_645],
+        "<|im_end|> then the eos token"
+    );
+    assert!(!ids.contains(&151_643), "no pad inside a sample");
+    let short = encode_sample(&tok, &sample(1), 10).unwrap();
+    assert_eq!(short, ids[..10].to_vec(), "truncation keeps the head");
+}
+
+#[test]
+fn split_is_seeded_99_1_and_capped() {
+    let tok = Qwen3Tokenizer::from_dir(fixture("qwen3/tied")).unwrap();
+    let samples: Vec<Sample> = (0..250).map(sample).collect();
+    let a = build(&samples, &tok, &DataConfig::default()).unwrap();
+    let b = build(&samples, &tok, &DataConfig::default()).unwrap();
+    assert_eq!(a, b, "same seed, same split");
+    assert_eq!((a.train.len(), a.eval.len()), (247, 3));
+    let c = build(
+        &samples,
+        &tok,
+        &DataConfig {
+            seed: 7,
+            ..DataConfig::default()
+        },
+    )
+    .unwrap();
+    assert_ne!(a.eval, c.eval);
+    let capped = build(
+        &samples,
+        &tok,
+        &DataConfig {
+            eval_fraction: 0.5,
+            eval_cap: 20,
+            ..DataConfig::default()
+        },
+    )
+    .unwrap();
+    assert_eq!((capped.train.len(), capped.eval.len()), (125, 20));
+}
+
+#[test]
+fn prepared_glaive_rows_train_engram_and_the_loss_goes_down() {
+    // glaive-format rows through the poisoning rules
+    let rows: Vec<String> = (0..24)
+        .map(|i| {
+            serde_json::json!({
+                "system": format!("SYSTEM: You may call get_weather. Row {i}."),
+                "chat": format!("USER: Weather in C{}? ASSISTANT: <functioncall> {{\"name\": \"get_weather\", \"arguments\": {{\"city\": \"C{}\"}}}} <|endoftext|> FUNCTION RESPONSE: {{}} ASSISTANT: Sunny.", i % 4, i % 4),
+            })
+            .to_string()
+        })
+        .collect();
+    let (samples, report) = prepare(&rows.join("\n"));
+    assert_eq!(report.kept, 24);
+
+    let device = Device::default().autodiff();
+    let dir = fixture("qwen3/tied");
+    let tok = Qwen3Tokenizer::from_dir(&dir).unwrap();
+    let data = build(
+        &samples,
+        &tok,
+        &DataConfig {
+            max_len: 96,
+            ..DataConfig::default()
+        },
+    )
+    .unwrap();
+    let base = load_qwen3(&dir, &device, DType::F32).unwrap();
+    let vocab = Arc::new(CompressedVocab::from_tokenizer(&tok.inner).unwrap());
+    let cfg = EngramConfig {
+        engram_vocab_size: vec![211, 101],
+        n_embed_per_ngram: 32,
+        n_head_per_ngram: 2,
+        layer_ids: vec![1],
+        pad_id: tok.pad_id as i64,
+        ..EngramConfig::default()
+    };
+    let model = Qwen3Engram::new(base, &cfg, vocab, InitOptions::default(), &device)
+        .unwrap()
+        .freeze_backbone();
+    let tcfg = TrainConfig {
+        lr: 3e-2,
+        epochs: 8,
+        micro_batch: 4,
+        grad_accum: 2,
+        warmup_ratio: 0.1,
+        ..TrainConfig::default()
+    };
+    let mut seen = 0;
+    let (_, metrics) = train(model, &data, tok.pad_id, &tcfg, &device, |_| seen += 1).unwrap();
+    assert_eq!(seen, metrics.len());
+    assert_eq!(metrics.len(), 8 * 23usize.div_ceil(8));
+    let first = metrics[0].loss;
+    let last = metrics.last().unwrap().loss;
+    assert!(last < first * 0.85, "training loss {first} -> {last}");
+    let eval = metrics.last().unwrap().eval_loss.expect("eval at the end");
+    assert!(
+        eval.is_finite() && eval < first,
+        "eval loss {eval} vs first train loss {first}"
+    );
+    assert!(metrics.iter().all(|m| m.lr >= 0.0 && m.tokens > 0));
+}
