@@ -6,8 +6,9 @@
 //!     [--lr 2e-5 --epochs 7 --micro-batch 4 --grad-accum 1 --warmup-ratio 0.03 --eval-every 0] \
 //!     [--device cpu|wgpu|cuda]
 //! ```
-//! Writes `OUT/metrics.jsonl` (one line per step), `OUT/train_config.json`, and the trained
-//! parameters: `OUT/engram/` (Engram folder) or `OUT/adapter/` (PEFT adapter).
+//! Writes `OUT/metrics.jsonl` (one line per step), `OUT/train_config.json`, checkpoints
+//! `OUT/checkpoint-{step}/` every `--save-every` steps (`--resume` continues from the latest),
+//! and the trained parameters: `OUT/engram/` (Engram folder) or `OUT/adapter/` (PEFT adapter).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -20,7 +21,7 @@ use burn_engram::data::dataset::{DataConfig, build, load_samples};
 use burn_engram::device::select_device;
 use burn_engram::lora::{LoraConfig, apply_lora, count_lora_params, save_adapter};
 use burn_engram::models::qwen3::{Qwen3Engram, Qwen3Tokenizer, load_qwen3};
-use burn_engram::train::{StepMetrics, TrainConfig, train};
+use burn_engram::train::{CheckpointConfig, StepMetrics, TrainConfig, train};
 use burn_engram::{CompressedVocab, EngramConfig, InitOptions};
 use clap::{Parser, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -85,6 +86,15 @@ struct Args {
     /// Longest sequence in tokens.
     #[arg(long, default_value_t = 2048)]
     max_len: usize,
+    /// Write a checkpoint every N optimizer steps (0: none).
+    #[arg(long, default_value_t = 500)]
+    save_every: usize,
+    /// Keep the last K checkpoints.
+    #[arg(long, default_value_t = 2)]
+    keep_last: usize,
+    /// Continue from the latest checkpoint in --out.
+    #[arg(long)]
+    resume: bool,
     /// cpu, wgpu or cuda.
     #[arg(long, default_value = "cpu")]
     device: String,
@@ -135,9 +145,20 @@ fn run(args: Args) -> burn_engram::Result<()> {
         source: e,
     })?;
 
+    let ckpt = CheckpointConfig {
+        dir: args.out.clone(),
+        every: args.save_every,
+        keep_last: args.keep_last,
+        resume: args.resume,
+    };
     let metrics_path = args.out.join("metrics.jsonl");
-    let mut metrics_file =
-        std::fs::File::create(&metrics_path).map_err(|e| burn_engram::EngramError::Io {
+    let mut metrics_file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(args.resume)
+        .write(true)
+        .truncate(!args.resume)
+        .open(&metrics_path)
+        .map_err(|e| burn_engram::EngramError::Io {
             path: metrics_path.clone(),
             source: e,
         })?;
@@ -179,7 +200,15 @@ fn run(args: Args) -> burn_engram::Result<()> {
                 "method engram, trainable params: {}",
                 model.engram.num_params()
             );
-            let (model, _) = train(model, &data, tok.pad_id, &cfg, &device, &mut on_step)?;
+            let (model, _) = train(
+                model,
+                &data,
+                tok.pad_id,
+                &cfg,
+                &device,
+                Some(&ckpt),
+                &mut on_step,
+            )?;
             model.engram.save_pretrained(args.out.join("engram"))?;
         }
         Method::Lora => {
@@ -200,7 +229,15 @@ fn run(args: Args) -> burn_engram::Result<()> {
                 count_lora_params(&model),
                 lcfg.trainable_params(model.config())
             );
-            let (model, _) = train(model, &data, tok.pad_id, &cfg, &device, &mut on_step)?;
+            let (model, _) = train(
+                model,
+                &data,
+                tok.pad_id,
+                &cfg,
+                &device,
+                Some(&ckpt),
+                &mut on_step,
+            )?;
             save_adapter(&model, &lcfg, args.out.join("adapter"))?;
         }
     }

@@ -130,7 +130,10 @@ fn prepared_glaive_rows_train_engram_and_the_loss_goes_down() {
         ..TrainConfig::default()
     };
     let mut seen = 0;
-    let (_, metrics) = train(model, &data, tok.pad_id, &tcfg, &device, |_| seen += 1).unwrap();
+    let (_, metrics) = train(model, &data, tok.pad_id, &tcfg, &device, None, |_| {
+        seen += 1
+    })
+    .unwrap();
     assert_eq!(seen, metrics.len());
     assert_eq!(metrics.len(), 8 * 23usize.div_ceil(8));
     let first = metrics[0].loss;

@@ -12,6 +12,7 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
+use super::checkpoint::{CheckpointConfig, latest_checkpoint, load_checkpoint, save_checkpoint};
 use super::loss::{TrainableLm, token_loss_sum};
 use super::schedule::CosineSchedule;
 use crate::data::dataset::{StudyData, make_batch};
@@ -124,12 +125,18 @@ pub fn eval_loss<M: TrainableLm>(
 /// Trains the parameters of `model` that require gradients (freeze the rest first) on
 /// `data.train`, calling `on_step` after every optimizer step. Returns the trained model and
 /// the metrics. A non-finite loss stops training with an error naming the step.
+///
+/// With `checkpoints`, a checkpoint is written every `every` steps (the last `keep_last`
+/// kept), and with `resume` the run continues from the latest one exactly: same parameters,
+/// optimizer state, step, schedule and data order (the order of each epoch is a function of
+/// the seed and the epoch). The returned metrics cover the steps this call ran.
 pub fn train<M: TrainableLm>(
     mut model: M,
     data: &StudyData,
     pad_id: u32,
     cfg: &TrainConfig,
     device: &Device,
+    checkpoints: Option<&CheckpointConfig>,
     mut on_step: impl FnMut(&StepMetrics),
 ) -> Result<(M, Vec<StepMetrics>)> {
     let per_step = cfg.micro_batch.max(1) * cfg.grad_accum.max(1);
@@ -154,6 +161,13 @@ pub fn train<M: TrainableLm>(
     let mut optim = adamw(cfg.weight_decay)
         .init()
         .with_group(biases, adamw(0.0).build(), None);
+    let mut start_step = 0;
+    if let Some(c) = checkpoints.filter(|c| c.resume)
+        && let Some(path) = latest_checkpoint(&c.dir)?
+    {
+        let (m, o, state) = load_checkpoint(model, optim, &path)?;
+        (model, optim, start_step) = (m, o, state.step);
+    }
 
     let start = Instant::now();
     let mut metrics = Vec::with_capacity(total_steps);
@@ -167,6 +181,10 @@ pub fn train<M: TrainableLm>(
             if step >= total_steps {
                 break 'epochs;
             }
+            if step < start_step {
+                step += 1; // done before the checkpoint this run resumed from
+                continue;
+            }
             let t0 = Instant::now();
             let micro: Vec<Vec<&[u32]>> = step_items
                 .chunks(cfg.micro_batch.max(1))
@@ -178,6 +196,7 @@ pub fn train<M: TrainableLm>(
                 .collect::<Result<Vec<_>>>()?;
             let tokens: usize = batches.iter().map(|b| b.label_tokens).sum();
             if tokens == 0 {
+                step += 1; // nothing to learn from: the step passes without an update
                 continue;
             }
             let gate = cfg.gate.at(step);
@@ -200,6 +219,12 @@ pub fn train<M: TrainableLm>(
             let lr = cfg.lr * schedule.factor(step);
             model = optim.step(lr, model, accumulator.grads());
             step += 1;
+            if let Some(c) = checkpoints
+                && c.every > 0
+                && step.is_multiple_of(c.every)
+            {
+                save_checkpoint(c, step, &model, &optim)?;
+            }
             let eval_loss = if (cfg.eval_every > 0 && step.is_multiple_of(cfg.eval_every))
                 || step == total_steps
             {

@@ -1,0 +1,267 @@
+//! Training checkpoints: the trainable parameters (with their parameter ids), the optimizer
+//! state and the step, written atomically into `checkpoint-{step}/`, the last K kept.
+//!
+//! A checkpoint is first written into a hidden temporary folder, every file synced, then the
+//! folder is renamed into place and the parent synced: a crash leaves either the previous
+//! checkpoints alone or the new one complete. [`latest_checkpoint`] only considers complete
+//! `checkpoint-*` folders.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
+use burn::optim::ModuleOptimizer;
+use burn::tensor::{Tensor, TensorData};
+use safetensors::SafeTensors;
+use safetensors::tensor::{Dtype, TensorView};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{EngramError, Result};
+
+const PARAMS_FILE: &str = "trainable.safetensors";
+const OPTIM_FILE: &str = "optimizer.bpk";
+const STATE_FILE: &str = "trainer_state.json";
+const PREFIX: &str = "checkpoint-";
+
+/// Where and how often the trainer checkpoints.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckpointConfig {
+    /// The run folder; checkpoints go to `dir/checkpoint-{step}`.
+    pub dir: PathBuf,
+    /// Save every this many optimizer steps (0: never).
+    pub every: usize,
+    /// Keep this many most recent checkpoints (at least 1).
+    pub keep_last: usize,
+    /// Continue from the latest checkpoint in `dir`, if any.
+    pub resume: bool,
+}
+
+/// What the trainer needs besides the tensors to continue exactly.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainerState {
+    /// Optimizer steps taken.
+    pub step: usize,
+    /// Module path -> parameter id of every trainable parameter (the optimizer state is
+    /// keyed by these ids).
+    pub param_ids: BTreeMap<String, u64>,
+}
+
+#[derive(Default)]
+struct Trainables {
+    path: Vec<String>,
+    found: Vec<(String, u64, Vec<usize>, Vec<f32>)>,
+    error: Option<String>,
+}
+
+impl ModuleVisitor for Trainables {
+    fn enter_module(&mut self, name: &str, _: &str) {
+        self.path.push(name.to_string());
+    }
+    fn exit_module(&mut self, _: &str, _: &str) {
+        self.path.pop();
+    }
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let value = param.val();
+        if !value.is_require_grad() {
+            return;
+        }
+        let shape = value.dims().to_vec();
+        match value.into_data().try_into_vec_as::<f32>() {
+            Ok(v) => self
+                .found
+                .push((self.path.join("."), param.id.val(), shape, v)),
+            Err(e) => self.error = Some(format!("{}: {e:?}", self.path.join("."))),
+        }
+    }
+}
+
+struct Restore {
+    path: Vec<String>,
+    values: HashMap<String, (u64, TensorData)>,
+    placed: usize,
+}
+
+impl ModuleMapper for Restore {
+    fn enter_module(&mut self, name: &str, _: &str) {
+        self.path.push(name.to_string());
+    }
+    fn exit_module(&mut self, _: &str, _: &str) {
+        self.path.pop();
+    }
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        let Some((id, data)) = self.values.remove(&self.path.join(".")) else {
+            return param;
+        };
+        self.placed += 1;
+        let old = param.val();
+        let grad = old.is_require_grad();
+        let value = Tensor::<D>::from_data(data, &old.device());
+        Param::initialized(ParamId::from(id), value).set_require_grad(grad)
+    }
+}
+
+fn io(path: &Path) -> impl Fn(std::io::Error) -> EngramError + '_ {
+    move |e| EngramError::io(path, e)
+}
+
+fn sync_dir(dir: &Path) -> Result<()> {
+    std::fs::File::open(dir)
+        .and_then(|f| f.sync_all())
+        .map_err(io(dir))
+}
+
+/// Writes `checkpoint-{step}` under `cfg.dir` atomically and prunes old ones.
+pub fn save_checkpoint<M: Module>(
+    cfg: &CheckpointConfig,
+    step: usize,
+    model: &M,
+    optim: &ModuleOptimizer,
+) -> Result<PathBuf> {
+    std::fs::create_dir_all(&cfg.dir).map_err(io(&cfg.dir))?;
+    let tmp = tempfile::Builder::new()
+        .prefix(".checkpoint-tmp-")
+        .tempdir_in(&cfg.dir)
+        .map_err(io(&cfg.dir))?;
+    let mut v = Trainables::default();
+    model.visit(&mut v);
+    if let Some(e) = v.error {
+        return Err(EngramError::Readback {
+            what: "trainable parameter".into(),
+            reason: e,
+        });
+    }
+    let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = v
+        .found
+        .iter()
+        .map(|(p, _, s, d)| {
+            (
+                p.clone(),
+                s.clone(),
+                d.iter().flat_map(|x| x.to_le_bytes()).collect(),
+            )
+        })
+        .collect();
+    let params_path = tmp.path().join(PARAMS_FILE);
+    let views = bytes
+        .iter()
+        .map(|(n, s, b)| TensorView::new(Dtype::F32, s.clone(), b).map(|v| (n.clone(), v)))
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| EngramError::bad_file(&params_path, e.to_string()))?;
+    let data = safetensors::serialize(views, None)
+        .map_err(|e| EngramError::bad_file(&params_path, e.to_string()))?;
+    crate::fsutil::write_atomic(&params_path, &data)?;
+    let optim_path = tmp.path().join(OPTIM_FILE);
+    let optim_bytes = optim
+        .into_bytes()
+        .map_err(|e| EngramError::bad_file(&optim_path, format!("optimizer state: {e:?}")))?;
+    crate::fsutil::write_atomic(&optim_path, &optim_bytes)?;
+    let state = TrainerState {
+        step,
+        param_ids: v
+            .found
+            .iter()
+            .map(|(p, id, _, _)| (p.clone(), *id))
+            .collect(),
+    };
+    crate::config::write_json(&tmp.path().join(STATE_FILE), &state)?;
+    sync_dir(tmp.path())?;
+    let dest = cfg.dir.join(format!("{PREFIX}{step}"));
+    if dest.exists() {
+        std::fs::remove_dir_all(&dest).map_err(io(&dest))?;
+    }
+    let kept = tmp.keep();
+    std::fs::rename(&kept, &dest).map_err(io(&dest))?;
+    sync_dir(&cfg.dir)?;
+    // temporary folders of writes that were killed half-way
+    for entry in std::fs::read_dir(&cfg.dir).map_err(io(&cfg.dir))?.flatten() {
+        if entry
+            .file_name()
+            .to_string_lossy()
+            .starts_with(".checkpoint-tmp-")
+        {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+    let mut all = checkpoints(&cfg.dir)?;
+    while all.len() > cfg.keep_last.max(1) {
+        let (_, old) = all.remove(0);
+        std::fs::remove_dir_all(&old).map_err(io(&old))?;
+    }
+    Ok(dest)
+}
+
+/// Complete checkpoints under `dir`, oldest first.
+pub fn checkpoints(dir: &Path) -> Result<Vec<(usize, PathBuf)>> {
+    if !dir.is_dir() {
+        return Ok(Vec::new());
+    }
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(io(dir))? {
+        let entry = entry.map_err(io(dir))?;
+        let name = entry.file_name();
+        let Some(step) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(PREFIX))
+            .and_then(|s| s.parse().ok())
+        else {
+            continue;
+        };
+        if entry.path().join(STATE_FILE).is_file() {
+            out.push((step, entry.path()));
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// The most recent complete checkpoint under `dir`.
+pub fn latest_checkpoint(dir: &Path) -> Result<Option<PathBuf>> {
+    Ok(checkpoints(dir)?.pop().map(|(_, p)| p))
+}
+
+/// Restores the trainable parameters (values and ids) and the optimizer state from `ckpt`
+/// into a freshly built `model` / `optim`. Every saved parameter must find its place.
+pub fn load_checkpoint<M: Module>(
+    model: M,
+    optim: ModuleOptimizer,
+    ckpt: &Path,
+) -> Result<(M, ModuleOptimizer, TrainerState)> {
+    let state: TrainerState = crate::config::read_json(&ckpt.join(STATE_FILE))?;
+    let params_path = ckpt.join(PARAMS_FILE);
+    let bytes = std::fs::read(&params_path).map_err(io(&params_path))?;
+    let st = SafeTensors::deserialize(&bytes)
+        .map_err(|e| EngramError::bad_file(&params_path, format!("not a safetensors file: {e}")))?;
+    let mut values = HashMap::new();
+    for (name, id) in &state.param_ids {
+        let view = st
+            .tensor(name)
+            .map_err(|_| EngramError::tensor(&params_path, name.clone(), "missing"))?;
+        let data = crate::checkpoint::view_to_f32(&params_path, name, &view)?;
+        values.insert(
+            name.clone(),
+            (*id, TensorData::new(data, view.shape().to_vec())),
+        );
+    }
+    let expected = values.len();
+    let mut restore = Restore {
+        path: Vec::new(),
+        values,
+        placed: 0,
+    };
+    let model = model.map(&mut restore);
+    if restore.placed != expected {
+        let missing: Vec<&String> = restore.values.keys().collect();
+        return Err(EngramError::bad_file(
+            &params_path,
+            format!(
+                "the model has no parameter at {missing:?}: it is not the model this checkpoint was written for"
+            ),
+        ));
+    }
+    let optim_path = ckpt.join(OPTIM_FILE);
+    let optim_bytes = std::fs::read(&optim_path).map_err(io(&optim_path))?;
+    let optim = optim
+        .from_bytes(burn::tensor::Bytes::from_bytes_vec(optim_bytes))
+        .map_err(|e| EngramError::bad_file(&optim_path, format!("optimizer state: {e:?}")))?;
+    Ok((model, optim, state))
+}

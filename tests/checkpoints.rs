@@ -1,0 +1,234 @@
+//! Checkpoints: k steps, stop, resume, k more steps equals 2k straight steps; and a run
+//! killed (SIGKILL) at random points while checkpointing always leaves a loadable checkpoint.
+
+mod common;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::optim::AdamWConfig;
+use burn::tensor::{DType, Device, Tensor};
+use burn_engram::data::dataset::{DataConfig, StudyData, build};
+use burn_engram::data::glaive::Sample;
+use burn_engram::models::qwen3::{Qwen3Engram, Qwen3Tokenizer, load_qwen3};
+use burn_engram::train::{
+    CheckpointConfig, TrainConfig, latest_checkpoint, load_checkpoint, train,
+};
+use burn_engram::{CompressedVocab, EngramConfig, InitOptions};
+use common::fixture;
+
+fn setup(device: &Device, table: u64) -> (Qwen3Engram, StudyData, u32) {
+    let dir = fixture("qwen3/tied");
+    let tok = Qwen3Tokenizer::from_dir(&dir).unwrap();
+    let samples: Vec<Sample> = (0..20)
+        .map(|i| Sample {
+            instruction: format!("Tools: get_weather. Row {i}."),
+            input: format!("Weather in C{}?", i % 5),
+            output: format!(
+                "<functioncall> {{\"name\": \"get_weather\", \"city\": \"C{}\"}}",
+                i % 5
+            ),
+        })
+        .collect();
+    let data = build(
+        &samples,
+        &tok,
+        &DataConfig {
+            max_len: 64,
+            ..DataConfig::default()
+        },
+    )
+    .unwrap();
+    let base = load_qwen3(&dir, device, DType::F32).unwrap();
+    let vocab = Arc::new(CompressedVocab::from_tokenizer(&tok.inner).unwrap());
+    let cfg = EngramConfig {
+        engram_vocab_size: vec![table, table / 2],
+        n_embed_per_ngram: 32,
+        n_head_per_ngram: 2,
+        layer_ids: vec![0, 2],
+        pad_id: tok.pad_id as i64,
+        ..EngramConfig::default()
+    };
+    let model = Qwen3Engram::new(
+        base,
+        &cfg,
+        vocab,
+        InitOptions {
+            seed: 5,
+            ..Default::default()
+        },
+        device,
+    )
+    .unwrap()
+    .freeze_backbone();
+    (model, data, tok.pad_id)
+}
+
+#[derive(Default)]
+struct Values(Vec<Vec<f32>>);
+
+impl ModuleVisitor for Values {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        self.0
+            .push(param.val().into_data().try_to_vec::<f32>().unwrap());
+    }
+}
+
+fn values(m: &Qwen3Engram) -> Vec<Vec<f32>> {
+    let mut v = Values::default();
+    m.engram.visit(&mut v);
+    v.0
+}
+
+#[test]
+fn resume_equals_an_uninterrupted_run() {
+    let device = Device::default().autodiff();
+    let k = 3;
+    let cfg = |steps| TrainConfig {
+        lr: 1e-2,
+        epochs: 3,
+        max_steps: Some(steps),
+        micro_batch: 2,
+        grad_accum: 2,
+        warmup_ratio: 0.2,
+        ..TrainConfig::default()
+    };
+    let (model, data, pad) = setup(&device, 101);
+    let (straight, full) = train(model, &data, pad, &cfg(2 * k), &device, None, |_| {}).unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let ck = CheckpointConfig {
+        dir: dir.path().to_path_buf(),
+        every: k,
+        keep_last: 2,
+        resume: true,
+    };
+    let (model, _, _) = setup(&device, 101);
+    let (_, first) = train(model, &data, pad, &cfg(k), &device, Some(&ck), |_| {}).unwrap();
+    assert_eq!(first.len(), k);
+    assert!(dir.path().join(format!("checkpoint-{k}")).is_dir());
+    let (model, _, _) = setup(&device, 101); // a fresh process would rebuild it like this
+    let (resumed, second) =
+        train(model, &data, pad, &cfg(2 * k), &device, Some(&ck), |_| {}).unwrap();
+    assert_eq!(
+        second.len(),
+        k,
+        "the resumed run takes only the remaining steps"
+    );
+    assert_eq!(second[0].step, k + 1);
+
+    let losses = |m: &[burn_engram::train::StepMetrics]| {
+        m.iter().map(|s| (s.step, s.loss, s.lr)).collect::<Vec<_>>()
+    };
+    let split: Vec<_> = losses(&first).into_iter().chain(losses(&second)).collect();
+    for ((sa, la, ra), (sb, lb, rb)) in losses(&full).into_iter().zip(split) {
+        assert_eq!(sa, sb);
+        assert!((la - lb).abs() < 1e-6, "step {sa}: loss {la} vs {lb}");
+        assert_eq!(ra, rb, "step {sa}: learning rate");
+    }
+    let (a, b) = (values(&straight), values(&resumed));
+    assert_eq!(a.len(), b.len());
+    let worst = a
+        .iter()
+        .flatten()
+        .zip(b.iter().flatten())
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0f32, f32::max);
+    assert!(worst < 1e-6, "parameters differ by {worst} after resuming");
+    assert!(dir.path().join(format!("checkpoint-{}", 2 * k)).is_dir());
+}
+
+const CHILD_ENV: &str = "BURN_ENGRAM_CHECKPOINT_CHILD_DIR";
+
+/// Not a test of its own: the process that `killed_runs_leave_a_loadable_checkpoint` starts
+/// and kills. It trains with a checkpoint after every step, resuming from the latest.
+#[test]
+#[ignore = "child process of killed_runs_leave_a_loadable_checkpoint"]
+fn checkpoint_writer_child() {
+    let Ok(dir) = std::env::var(CHILD_ENV) else {
+        return;
+    };
+    let device = Device::default().autodiff();
+    let (model, data, pad) = setup(&device, 40_000);
+    let ck = CheckpointConfig {
+        dir: dir.into(),
+        every: 1,
+        keep_last: 2,
+        resume: true,
+    };
+    let cfg = TrainConfig {
+        lr: 1e-3,
+        epochs: 1000,
+        micro_batch: 4,
+        ..TrainConfig::default()
+    };
+    train(model, &data, pad, &cfg, &device, Some(&ck), |_| {}).unwrap();
+}
+
+fn check_loadable(dir: &Path) -> Option<usize> {
+    let latest = latest_checkpoint(dir).unwrap()?;
+    let device = Device::default().autodiff();
+    let (model, _, _) = setup(&device, 40_000);
+    let optim = AdamWConfig::new().init();
+    let (_, _, state) = load_checkpoint(model, optim, &latest)
+        .unwrap_or_else(|e| panic!("{} does not load: {e}", latest.display()));
+    Some(state.step)
+}
+
+#[test]
+fn killed_runs_leave_a_loadable_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let exe = std::env::current_exe().unwrap();
+    let mut kills_after_a_checkpoint = 0;
+    let mut last_step = 0;
+    // pseudo-random kill times, fixed so the test is repeatable
+    for (i, delay_ms) in [900u64, 1300, 700, 1700, 1100, 1500]
+        .into_iter()
+        .enumerate()
+    {
+        let mut child = std::process::Command::new(&exe)
+            .args([
+                "--exact",
+                "checkpoint_writer_child",
+                "--ignored",
+                "--nocapture",
+            ])
+            .env(CHILD_ENV, dir.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let t0 = Instant::now();
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        if let Some(step) = check_loadable(dir.path()) {
+            assert!(
+                step >= last_step,
+                "kill {i}: checkpoints went backwards ({step} < {last_step})"
+            );
+            last_step = step;
+            kills_after_a_checkpoint += 1;
+        }
+        eprintln!(
+            "kill {i} after {:?}: latest checkpoint step {last_step}",
+            t0.elapsed()
+        );
+    }
+    let leftovers = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("checkpoint-"))
+        .count();
+    assert!(
+        leftovers <= 2,
+        "keep_last = 2, found {leftovers} checkpoints"
+    );
+    assert!(
+        kills_after_a_checkpoint >= 3,
+        "the child rarely got to checkpoint; kills after one: {kills_after_a_checkpoint}"
+    );
+    assert!(last_step >= 2, "resuming across kills made no progress");
+}
