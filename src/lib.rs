@@ -51,6 +51,7 @@ pub mod error;
 pub mod eval;
 mod fsutil;
 pub mod hashing;
+mod host;
 pub mod inject;
 pub mod inspect;
 pub mod lora;

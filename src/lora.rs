@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use crate::checkpoint::transpose;
 use crate::config::{read_json, write_json};
 use crate::error::{EngramError, Result};
+use crate::host::read_f32;
 use crate::models::qwen3::{Qwen3Config, Qwen3ForCausalLM};
 
 /// The projections LoRA may target in Qwen3.
@@ -272,15 +273,6 @@ fn peft_name(weight_path: &str, which: &str) -> String {
     format!("{PEFT_PREFIX}{module}.{ab}.weight")
 }
 
-fn host_f32(t: Tensor<2>) -> Result<Vec<f32>> {
-    t.into_data()
-        .try_into_vec_as::<f32>()
-        .map_err(|e| EngramError::Readback {
-            what: "LoRA factor".into(),
-            reason: format!("{e:?}"),
-        })
-}
-
 /// Writes `adapter_model.safetensors` (`lora_A.weight [r, in]`, `lora_B.weight [out, r]`,
 /// f32) and `adapter_config.json` into `dir`, as PEFT's `save_pretrained` does.
 pub fn save_adapter(
@@ -294,8 +286,8 @@ pub fn save_adapter(
     for (w, (a, b)) in lora_factors(model) {
         let [d_in, r] = a.dims();
         let [_, d_out] = b.dims();
-        let a_t = transpose(&host_f32(a)?, d_in, r); // [r, in]
-        let b_t = transpose(&host_f32(b)?, r, d_out); // [out, r]
+        let a_t = transpose(&read_f32("LoRA factor", a)?, d_in, r); // [r, in]
+        let b_t = transpose(&read_f32("LoRA factor", b)?, r, d_out); // [out, r]
         let bytes = |v: Vec<f32>| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
         buffers.push((peft_name(&w, "a"), vec![r, d_in], bytes(a_t)));
         buffers.push((peft_name(&w, "b"), vec![d_out, r], bytes(b_t)));

@@ -254,3 +254,22 @@ fn unreadable_and_foreign_files() {
         "{err}"
     );
 }
+
+#[test]
+fn hand_made_hash_ids_are_checked_before_upload() {
+    let device = Device::default();
+    let l = layers(&device);
+    let mut ids = l.hash(&[1, 2, 3, 4], 2, 2).unwrap();
+    ids.layers[0].1.pop();
+    assert!(matches!(
+        l.upload(&ids, &device),
+        Err(EngramError::BadBatch(_))
+    ));
+    let mut ids = l.hash(&[1, 2, 3, 4], 2, 2).unwrap();
+    ids.layers[0].1[3] = 10_000;
+    let err = l.upload(&ids, &device).unwrap_err();
+    assert!(
+        err.to_string().contains("outside its head's table"),
+        "{err}"
+    );
+}

@@ -10,6 +10,7 @@ use super::gate::ContextGate;
 use super::init::{LayerDims, LayerWeights};
 use super::schedule::GateMode;
 use crate::error::{EngramError, Result};
+use crate::host::read_f32;
 
 /// RMSNorm epsilon of the gate norms: torch's `nn.RMSNorm` with `eps` unset uses
 /// `finfo(float32).eps`.
@@ -50,16 +51,6 @@ fn rms_norm(gamma: &[f32], eps: f64, device: &Device) -> RmsNorm {
         gamma: param(gamma, [gamma.len()], device),
         epsilon: eps,
     }
-}
-
-pub(crate) fn read_f32<const D: usize>(what: &str, tensor: Tensor<D>) -> Result<Vec<f32>> {
-    tensor
-        .into_data()
-        .try_into_vec_as::<f32>()
-        .map_err(|e| EngramError::Readback {
-            what: what.to_string(),
-            reason: format!("{e:?}"),
-        })
 }
 
 impl Engram {

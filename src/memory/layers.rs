@@ -197,13 +197,16 @@ impl EngramLayers {
                         lh.head_sizes.len()
                     )));
                 }
-                let offsets = lh.offsets();
-                let global: Vec<i32> = hashed
-                    .chunks_exact(ids.heads)
-                    .flat_map(|tok| {
-                        tok.iter().zip(&offsets).map(|(&h, &o)| (h + o as i64) as i32)
-                    })
-                    .collect();
+                if hashed.len() != ids.batch * ids.seq_len * ids.heads {
+                    return Err(EngramError::BadBatch(format!(
+                        "layer {} holds {} hash ids, not [{}, {}, {}]",
+                        lh.layer_id,
+                        hashed.len(),
+                        ids.batch,
+                        ids.seq_len,
+                        ids.heads
+                    )));
+                }
                 if let Some((i, (&h, p))) = hashed
                     .iter()
                     .zip(lh.head_sizes.iter().cycle())
@@ -215,6 +218,13 @@ impl EngramLayers {
                         lh.layer_id
                     )));
                 }
+                let offsets = lh.offsets();
+                let global: Vec<i32> = hashed
+                    .chunks_exact(ids.heads)
+                    .flat_map(|tok| {
+                        tok.iter().zip(&offsets).map(|(&h, &o)| (h + o as i64) as i32)
+                    })
+                    .collect();
                 let data = TensorData::new(global, [ids.batch, ids.seq_len, ids.heads]);
                 Ok((lh.layer_id, Tensor::<3, Int>::from_data(data, device)))
             })

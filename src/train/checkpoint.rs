@@ -17,6 +17,7 @@ use safetensors::tensor::{Dtype, TensorView};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{EngramError, Result};
+use crate::host::read_f32;
 
 const PARAMS_FILE: &str = "trainable.safetensors";
 const OPTIM_FILE: &str = "optimizer.bpk";
@@ -50,7 +51,7 @@ pub struct TrainerState {
 struct Trainables {
     path: Vec<String>,
     found: Vec<(String, u64, Vec<usize>, Vec<f32>)>,
-    error: Option<String>,
+    error: Option<EngramError>,
 }
 
 impl ModuleVisitor for Trainables {
@@ -66,11 +67,10 @@ impl ModuleVisitor for Trainables {
             return;
         }
         let shape = value.dims().to_vec();
-        match value.into_data().try_into_vec_as::<f32>() {
-            Ok(v) => self
-                .found
-                .push((self.path.join("."), param.id.val(), shape, v)),
-            Err(e) => self.error = Some(format!("{}: {e:?}", self.path.join("."))),
+        let path = self.path.join(".");
+        match read_f32(&path, value) {
+            Ok(v) => self.found.push((path, param.id.val(), shape, v)),
+            Err(e) => self.error = Some(e),
         }
     }
 }
@@ -125,10 +125,7 @@ pub fn save_checkpoint<M: Module>(
     let mut v = Trainables::default();
     model.visit(&mut v);
     if let Some(e) = v.error {
-        return Err(EngramError::Readback {
-            what: "trainable parameter".into(),
-            reason: e,
-        });
+        return Err(e);
     }
     let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = v
         .found

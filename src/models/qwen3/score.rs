@@ -7,6 +7,7 @@ use super::engram::Qwen3Engram;
 use super::model::{KvCache, Qwen3ForCausalLM};
 use super::tokenizer::Qwen3Tokenizer;
 use crate::error::{EngramError, Result};
+use crate::host::read_f32;
 use crate::inject::NoInjection;
 
 /// A causal LM that returns per-position logits for one sequence of token ids.
@@ -108,13 +109,7 @@ fn score_from_logits(logits: Tensor<2>, targets: &[u32]) -> Result<ContinuationS
     // logits[i] predicts targets[i]
     let [t, v] = logits.dims();
     debug_assert_eq!(t, targets.len());
-    let logp = log_softmax(logits, 1)
-        .into_data()
-        .try_to_vec::<f32>()
-        .map_err(|e| EngramError::Readback {
-            what: "log-probs".into(),
-            reason: format!("{e:?}"),
-        })?;
+    let logp = read_f32("log-probs", log_softmax(logits, 1))?;
     let mut sum = 0.0f64;
     let mut greedy = true;
     for (i, &tgt) in targets.iter().enumerate() {
@@ -186,14 +181,7 @@ pub fn score_continuations<M: CausalLm>(
 pub fn generate_greedy<M: CausalLm>(model: &M, prompt: &[u32], n: usize) -> Result<Vec<u32>> {
     let argmax_last = |logits: Tensor<2>| -> Result<u32> {
         let t = logits.dims()[0];
-        let row = logits
-            .narrow(0, t - 1, 1)
-            .into_data()
-            .try_to_vec::<f32>()
-            .map_err(|e| EngramError::Readback {
-                what: "logits".into(),
-                reason: format!("{e:?}"),
-            })?;
+        let row = read_f32("logits", logits.narrow(0, t - 1, 1))?;
         let (i, _) = row
             .iter()
             .enumerate()
