@@ -80,6 +80,15 @@ struct Args {
     /// Warm-up fraction of the steps.
     #[arg(long, default_value_t = 0.03)]
     warmup_ratio: f64,
+    /// Learning-rate multiplier of the Engram tables (the paper: 5).
+    #[arg(long, default_value_t = 1.0)]
+    table_lr_mult: f64,
+    /// Weight decay of the Engram tables (the paper: 0; default: --weight-decay's 0.005).
+    #[arg(long)]
+    table_weight_decay: Option<f32>,
+    /// Clip the global gradient norm (the study: no clipping).
+    #[arg(long)]
+    max_grad_norm: Option<f64>,
     /// Eval loss every N steps (0: at the end).
     #[arg(long, default_value_t = 0)]
     eval_every: usize,
@@ -133,6 +142,9 @@ fn run(args: Args) -> burn_engram::Result<()> {
         grad_accum: args.grad_accum,
         warmup_ratio: args.warmup_ratio,
         eval_every: args.eval_every,
+        max_grad_norm: args.max_grad_norm,
+        table_lr_mult: args.table_lr_mult,
+        table_weight_decay: args.table_weight_decay,
         ..TrainConfig::default()
     };
     let cfg_path = args.out.join("train_config.json");

@@ -4,67 +4,16 @@
 mod common;
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::AdamWConfig;
-use burn::tensor::{DType, Device, Tensor};
-use burn_engram::data::dataset::{DataConfig, StudyData, build};
-use burn_engram::data::glaive::Sample;
-use burn_engram::models::qwen3::{Qwen3Engram, Qwen3Tokenizer, load_qwen3};
+use burn::tensor::{Device, Tensor};
+use burn_engram::models::qwen3::Qwen3Engram;
 use burn_engram::train::{
     CheckpointConfig, TrainConfig, latest_checkpoint, load_checkpoint, train,
 };
-use burn_engram::{CompressedVocab, EngramConfig, InitOptions};
-use common::fixture;
-
-fn setup(device: &Device, table: u64) -> (Qwen3Engram, StudyData, u32) {
-    let dir = fixture("qwen3/tied");
-    let tok = Qwen3Tokenizer::from_dir(&dir).unwrap();
-    let samples: Vec<Sample> = (0..20)
-        .map(|i| Sample {
-            instruction: format!("Tools: get_weather. Row {i}."),
-            input: format!("Weather in C{}?", i % 5),
-            output: format!(
-                "<functioncall> {{\"name\": \"get_weather\", \"city\": \"C{}\"}}",
-                i % 5
-            ),
-        })
-        .collect();
-    let data = build(
-        &samples,
-        &tok,
-        &DataConfig {
-            max_len: 64,
-            ..DataConfig::default()
-        },
-    )
-    .unwrap();
-    let base = load_qwen3(&dir, device, DType::F32).unwrap();
-    let vocab = Arc::new(CompressedVocab::from_tokenizer(&tok.inner).unwrap());
-    let cfg = EngramConfig {
-        engram_vocab_size: vec![table, table / 2],
-        n_embed_per_ngram: 32,
-        n_head_per_ngram: 2,
-        layer_ids: vec![0, 2],
-        pad_id: tok.pad_id as i64,
-        ..EngramConfig::default()
-    };
-    let model = Qwen3Engram::new(
-        base,
-        &cfg,
-        vocab,
-        InitOptions {
-            seed: 5,
-            ..Default::default()
-        },
-        device,
-    )
-    .unwrap()
-    .freeze_backbone();
-    (model, data, tok.pad_id)
-}
+use common::tiny_engram_run as setup;
 
 #[derive(Default)]
 struct Values(Vec<Vec<f32>>);

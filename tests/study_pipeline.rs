@@ -146,3 +146,40 @@ fn prepared_glaive_rows_train_engram_and_the_loss_goes_down() {
     );
     assert!(metrics.iter().all(|m| m.lr >= 0.0 && m.tokens > 0));
 }
+
+#[test]
+fn engram_tables_can_take_their_own_learning_rate() {
+    let device = Device::default().autodiff();
+    let (model, data, pad) = common::tiny_engram_run(&device, 101);
+    let table = |m: &Qwen3Engram| {
+        m.engram.layers[0]
+            .multi_head_embedding
+            .weight
+            .val()
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap()
+    };
+    let value_w = |m: &Qwen3Engram| {
+        m.engram.layers[0]
+            .value_proj
+            .weight
+            .val()
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap()
+    };
+    let (t0, v0) = (table(&model), value_w(&model));
+    // multiplier 0 freezes the tables (and no decay on them), the rest trains
+    let cfg = TrainConfig {
+        lr: 1e-2,
+        epochs: 1,
+        micro_batch: 4,
+        table_lr_mult: 0.0,
+        table_weight_decay: Some(0.0),
+        ..TrainConfig::default()
+    };
+    let (trained, _) = train(model, &data, pad, &cfg, &device, None, |_| {}).unwrap();
+    assert_eq!(table(&trained), t0, "tables moved with a 0 learning rate");
+    assert_ne!(value_w(&trained), v0, "the other Engram parameters train");
+}

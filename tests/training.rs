@@ -175,3 +175,47 @@ impl CountTensors for EngramLayers {
         self.layers.len() * 9
     }
 }
+
+#[test]
+fn global_norm_clipping_scales_all_gradients_together() {
+    use burn_engram::train::{clip_global_norm, global_grad_norm};
+    let device = Device::default().autodiff();
+    let model = Toy::new(&device);
+    let (raw, x, y) = data(&device);
+    let batch = model.memory.prepare(&raw, 4, 12, &device).unwrap();
+    let logits = model.forward(x, &batch).reshape([48, VOCAB]);
+    let loss = cross_entropy_with_logits(logits, y.one_hot::<2>(VOCAB).float());
+    let grads = GradientsParams::from_grads(loss.backward(), &model);
+    let norm = global_grad_norm(&model, &grads).unwrap();
+    assert!(norm > 0.0);
+    let id = model.head.weight.id;
+    let before = grads
+        .get::<2>(id)
+        .unwrap()
+        .into_data()
+        .try_to_vec::<f32>()
+        .unwrap();
+
+    let (clipped, reported) = clip_global_norm(&model, grads, norm / 2.0).unwrap();
+    assert_eq!(reported, norm);
+    let after = global_grad_norm(&model, &clipped).unwrap();
+    assert!(
+        (after - norm / 2.0).abs() < 1e-3 * norm,
+        "{after} vs {}",
+        norm / 2.0
+    );
+    let scaled = clipped
+        .get::<2>(id)
+        .unwrap()
+        .into_data()
+        .try_to_vec::<f32>()
+        .unwrap();
+    for (b, s) in before.iter().zip(&scaled) {
+        assert!(
+            (b * 0.5 - s).abs() <= 1e-5 * b.abs().max(1e-3),
+            "every tensor scales by the same factor"
+        );
+    }
+    let (untouched, _) = clip_global_norm(&model, clipped, 10.0 * norm).unwrap();
+    assert!((global_grad_norm(&model, &untouched).unwrap() - after).abs() < 1e-9);
+}

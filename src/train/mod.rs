@@ -1,6 +1,7 @@
 //! Training only the added parameters: schedule, loss, loop, checkpoints.
 
 mod checkpoint;
+mod clip;
 mod loss;
 mod schedule;
 mod trainer;
@@ -9,6 +10,7 @@ pub use checkpoint::{
     CheckpointConfig, TrainerState, checkpoints, latest_checkpoint, load_checkpoint,
     save_checkpoint,
 };
+pub use clip::{clip_global_norm, global_grad_norm};
 pub use loss::{TrainableLm, token_loss_sum};
 pub use schedule::CosineSchedule;
 pub use trainer::{StepMetrics, TrainConfig, eval_loss, train};

@@ -4,6 +4,7 @@
 
 use std::time::Instant;
 
+use burn::lr_scheduler::module_lr_scheduler::{ModuleLearningRate, ModuleLrScheduler};
 use burn::module::ParamGroup;
 use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams};
 use burn::tensor::Device;
@@ -13,6 +14,7 @@ use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
 use super::checkpoint::{CheckpointConfig, latest_checkpoint, load_checkpoint, save_checkpoint};
+use super::clip::clip_global_norm;
 use super::loss::{TrainableLm, token_loss_sum};
 use super::schedule::CosineSchedule;
 use crate::data::dataset::{StudyData, make_batch};
@@ -45,6 +47,13 @@ pub struct TrainConfig {
     pub eps: f32,
     /// Decoupled weight decay, not applied to biases.
     pub weight_decay: f32,
+    /// Learning-rate multiplier for the Engram tables (`multi_head_embedding.weight`); the
+    /// paper uses 5, TinyEngram 1.
+    pub table_lr_mult: f64,
+    /// Weight decay of the Engram tables when it differs (the paper: 0); `None` = `weight_decay`.
+    pub table_weight_decay: Option<f32>,
+    /// Clip the global gradient norm to this value (the study: none).
+    pub max_grad_norm: Option<f64>,
     /// Evaluate the eval loss every this many steps (0: only at the end).
     pub eval_every: usize,
     /// Seed of the per-epoch data order.
@@ -66,6 +75,9 @@ impl Default for TrainConfig {
             beta2: 0.95,
             eps: 1e-8,
             weight_decay: 0.005,
+            table_lr_mult: 1.0,
+            table_weight_decay: None,
+            max_grad_norm: None,
             eval_every: 0,
             seed: 42,
             gate: GateSchedule::default(),
@@ -92,6 +104,8 @@ pub struct StepMetrics {
     pub tokens_per_s: f64,
     /// Seconds since the start.
     pub elapsed_s: f64,
+    /// Global gradient norm before clipping (when clipping is on).
+    pub grad_norm: Option<f64>,
     /// Eval loss, when evaluated after this step.
     pub eval_loss: Option<f64>,
 }
@@ -158,9 +172,14 @@ pub fn train<M: TrainableLm>(
     };
     let biases = ParamGroup::from_regex(r"(^|\.)bias$")
         .map_err(|e| EngramError::BadBatch(format!("bias group: {e:?}")))?;
+    let tables = ParamGroup::from_regex(r"(^|\.)multi_head_embedding\.weight$")
+        .map_err(|e| EngramError::BadBatch(format!("table group: {e:?}")))?;
     let mut optim = adamw(cfg.weight_decay)
         .init()
         .with_group(biases, adamw(0.0).build(), None);
+    if let Some(wd) = cfg.table_weight_decay {
+        optim = optim.with_group(tables.clone(), adamw(wd).build(), None);
+    }
     let mut start_step = 0;
     if let Some(c) = checkpoints.filter(|c| c.resume)
         && let Some(path) = latest_checkpoint(&c.dir)?
@@ -217,7 +236,26 @@ pub fn train<M: TrainableLm>(
                     .accumulate(&model, GradientsParams::from_grads(loss.backward(), &model));
             }
             let lr = cfg.lr * schedule.factor(step);
-            model = optim.step(lr, model, accumulator.grads());
+            let mut grads = accumulator.grads();
+            let mut grad_norm = None;
+            if let Some(max) = cfg.max_grad_norm {
+                let (clipped, norm) = clip_global_norm(&model, grads, max)?;
+                if !norm.is_finite() {
+                    return Err(EngramError::BadBatch(format!(
+                        "non-finite gradient norm ({norm}) at step {}",
+                        step + 1
+                    )));
+                }
+                (grads, grad_norm) = (clipped, Some(norm));
+            }
+            let lr_module: ModuleLearningRate = if cfg.table_lr_mult != 1.0 {
+                ModuleLrScheduler::new(lr)
+                    .with_group(tables.clone(), lr * cfg.table_lr_mult)
+                    .step()
+            } else {
+                lr.into()
+            };
+            model = optim.step(lr_module, model, grads);
             step += 1;
             if let Some(c) = checkpoints
                 && c.every > 0
@@ -247,6 +285,7 @@ pub fn train<M: TrainableLm>(
                 tokens,
                 tokens_per_s: tokens as f64 / t0.elapsed().as_secs_f64().max(1e-9),
                 elapsed_s: start.elapsed().as_secs_f64(),
+                grad_norm,
                 eval_loss,
             };
             on_step(&m);

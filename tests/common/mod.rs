@@ -55,3 +55,63 @@ pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
         .map(|(x, y)| (x - y).abs())
         .fold(0.0, f32::max)
 }
+
+/// A tiny Qwen3 (the `tied` fixture) with fresh Engram layers at 0 and 2 (tables of about
+/// `table` rows), its backbone frozen, and 20 function-call samples split for training.
+pub fn tiny_engram_run(
+    device: &burn::tensor::Device,
+    table: u64,
+) -> (
+    burn_engram::models::qwen3::Qwen3Engram,
+    burn_engram::data::dataset::StudyData,
+    u32,
+) {
+    use burn_engram::data::dataset::{DataConfig, build};
+    use burn_engram::data::glaive::Sample;
+    use burn_engram::models::qwen3::{Qwen3Engram, Qwen3Tokenizer, load_qwen3};
+    use burn_engram::{CompressedVocab, EngramConfig, InitOptions};
+    let dir = fixture("qwen3/tied");
+    let tok = Qwen3Tokenizer::from_dir(&dir).unwrap();
+    let samples: Vec<Sample> = (0..20)
+        .map(|i| Sample {
+            instruction: format!("Tools: get_weather. Row {i}."),
+            input: format!("Weather in C{}?", i % 5),
+            output: format!(
+                "<functioncall> {{\"name\": \"get_weather\", \"city\": \"C{}\"}}",
+                i % 5
+            ),
+        })
+        .collect();
+    let data = build(
+        &samples,
+        &tok,
+        &DataConfig {
+            max_len: 64,
+            ..DataConfig::default()
+        },
+    )
+    .unwrap();
+    let base = load_qwen3(&dir, device, burn::tensor::DType::F32).unwrap();
+    let vocab = std::sync::Arc::new(CompressedVocab::from_tokenizer(&tok.inner).unwrap());
+    let cfg = EngramConfig {
+        engram_vocab_size: vec![table, table / 2],
+        n_embed_per_ngram: 32,
+        n_head_per_ngram: 2,
+        layer_ids: vec![0, 2],
+        pad_id: tok.pad_id as i64,
+        ..EngramConfig::default()
+    };
+    let model = Qwen3Engram::new(
+        base,
+        &cfg,
+        vocab,
+        InitOptions {
+            seed: 5,
+            ..Default::default()
+        },
+        device,
+    )
+    .unwrap()
+    .freeze_backbone();
+    (model, data, tok.pad_id)
+}
