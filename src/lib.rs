@@ -19,6 +19,11 @@
 //!   -> h + engram(h, ids)      ResidualInjector  (inject.rs)
 //! ```
 //!
+//! Beyond the core: [`models::qwen3`] runs Hugging Face Qwen3 checkpoints exactly as
+//! transformers does and hosts Engram ([`models::qwen3::Qwen3Engram`]); [`lora`] is the LoRA
+//! baseline with PEFT adapter files; [`data`], [`train`] and [`eval`] are the TinyEngram study's
+//! data preparation, trainer (checkpoints, exact resume) and TruthfulQA MC1/MC2.
+//!
 //! ```
 //! # fn main() -> Result<(), burn_engram::EngramError> {
 //! use std::sync::Arc;
