@@ -104,8 +104,38 @@ pub(crate) fn transpose(data: &[f32], rows: usize, cols: usize) -> Vec<f32> {
     out
 }
 
-fn f32_bytes(data: &[f32]) -> Vec<u8> {
+/// Little-endian bytes of f32 values, as safetensors stores them.
+pub(crate) fn f32_bytes(data: &[f32]) -> Vec<u8> {
     data.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
+/// A tensor to write: name, dtype, shape, little-endian bytes.
+pub(crate) type OwnedTensor = (String, Dtype, Vec<usize>, Vec<u8>);
+
+/// The metadata torch's safetensors writer puts in (`{"format": "pt"}`), which
+/// transformers and PEFT expect.
+pub(crate) fn pt_metadata() -> Option<HashMap<String, String>> {
+    Some(HashMap::from([("format".to_string(), "pt".to_string())]))
+}
+
+/// Serializes `tensors` as a safetensors file at `path`, atomically; errors name the tensor
+/// or the file.
+pub(crate) fn write_safetensors(
+    path: &Path,
+    tensors: &[OwnedTensor],
+    metadata: Option<HashMap<String, String>>,
+) -> Result<()> {
+    let views = tensors
+        .iter()
+        .map(|(name, dtype, shape, bytes)| {
+            TensorView::new(*dtype, shape.clone(), bytes)
+                .map(|v| (name.clone(), v))
+                .map_err(|e| EngramError::tensor(path, name.clone(), e.to_string()))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let bytes = safetensors::serialize(views, metadata)
+        .map_err(|e| EngramError::bad_file(path, e.to_string()))?;
+    crate::fsutil::write_atomic(path, &bytes)
 }
 
 /// A float tensor of a safetensors file as f32 (F32, F64, F16 or BF16; non-finite values are
@@ -229,13 +259,13 @@ impl EngramLayers {
     /// and PyTorch layouts, atomically.
     pub fn save_weights(&self, path: impl AsRef<Path>) -> Result<()> {
         let path = path.as_ref();
-        let mut buffers: Vec<(String, Vec<usize>, Dtype, Vec<u8>)> = Vec::new();
+        let mut buffers: Vec<OwnedTensor> = Vec::new();
         for (engram, lh) in self.layers.iter().zip(self.hasher().layers()) {
             let w = engram.to_weights()?;
             let d: LayerDims = engram.dims();
             let p = |n: &str| format!("{TINYENGRAM_PREFIX}.{}.{n}", lh.layer_id);
             let mut f = |name: String, shape: Vec<usize>, data: &[f32]| {
-                buffers.push((name, shape, Dtype::F32, f32_bytes(data)));
+                buffers.push((name, Dtype::F32, shape, f32_bytes(data)));
             };
             f(
                 p("multi_head_embedding.embedding.weight"),
@@ -277,20 +307,9 @@ impl EngramLayers {
                 .iter()
                 .flat_map(|o| (*o as i64).to_le_bytes())
                 .collect();
-            buffers.push((p(OFFSETS), vec![lh.head_sizes.len()], Dtype::I64, offsets));
+            buffers.push((p(OFFSETS), Dtype::I64, vec![lh.head_sizes.len()], offsets));
         }
-        let views = buffers
-            .iter()
-            .map(|(name, shape, dtype, bytes)| {
-                TensorView::new(*dtype, shape.clone(), bytes)
-                    .map(|v| (name.clone(), v))
-                    .map_err(|e| EngramError::tensor(path, name.clone(), e.to_string()))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let meta = HashMap::from([("format".to_string(), "pt".to_string())]);
-        let bytes = safetensors::serialize(views, Some(meta))
-            .map_err(|e| EngramError::bad_file(path, e.to_string()))?;
-        crate::fsutil::write_atomic(path, &bytes)
+        write_safetensors(path, &buffers, pt_metadata())
     }
 
     /// Builds layers for `config` from the Engram tensors of a safetensors file (an Engram

@@ -14,10 +14,10 @@ use std::path::Path;
 use burn::module::{Lora, Module, ModuleMapper, ModuleVisitor, Param, ParamGroup};
 use burn::tensor::{Tensor, TensorData};
 use safetensors::SafeTensors;
-use safetensors::tensor::{Dtype, TensorView};
+use safetensors::tensor::Dtype;
 use serde::{Deserialize, Serialize};
 
-use crate::checkpoint::transpose;
+use crate::checkpoint::{OwnedTensor, f32_bytes, pt_metadata, transpose, write_safetensors};
 use crate::config::{read_json, write_json};
 use crate::error::{EngramError, Result};
 use crate::host::read_f32;
@@ -282,29 +282,26 @@ pub fn save_adapter(
 ) -> Result<()> {
     let dir = dir.as_ref();
     std::fs::create_dir_all(dir).map_err(|e| EngramError::io(dir, e))?;
-    let mut buffers: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
+    let mut buffers: Vec<OwnedTensor> = Vec::new();
     for (w, (a, b)) in lora_factors(model) {
         let [d_in, r] = a.dims();
         let [_, d_out] = b.dims();
         let a_t = transpose(&read_f32("LoRA factor", a)?, d_in, r); // [r, in]
         let b_t = transpose(&read_f32("LoRA factor", b)?, r, d_out); // [out, r]
-        let bytes = |v: Vec<f32>| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
-        buffers.push((peft_name(&w, "a"), vec![r, d_in], bytes(a_t)));
-        buffers.push((peft_name(&w, "b"), vec![d_out, r], bytes(b_t)));
+        buffers.push((
+            peft_name(&w, "a"),
+            Dtype::F32,
+            vec![r, d_in],
+            f32_bytes(&a_t),
+        ));
+        buffers.push((
+            peft_name(&w, "b"),
+            Dtype::F32,
+            vec![d_out, r],
+            f32_bytes(&b_t),
+        ));
     }
-    let path = dir.join(ADAPTER_WEIGHTS);
-    let views = buffers
-        .iter()
-        .map(|(n, s, b)| {
-            TensorView::new(Dtype::F32, s.clone(), b)
-                .map(|v| (n.clone(), v))
-                .map_err(|e| EngramError::tensor(&path, n.clone(), e.to_string()))
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let meta = HashMap::from([("format".to_string(), "pt".to_string())]);
-    let bytes = safetensors::serialize(views, Some(meta))
-        .map_err(|e| EngramError::bad_file(&path, e.to_string()))?;
-    crate::fsutil::write_atomic(&path, &bytes)?;
+    write_safetensors(&dir.join(ADAPTER_WEIGHTS), &buffers, pt_metadata())?;
     write_json(&dir.join(ADAPTER_CONFIG), cfg)
 }
 

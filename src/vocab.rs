@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use rayon::prelude::*;
-use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+use safetensors::tensor::{Dtype, SafeTensors};
 use tokenizers::normalizers::{Lowercase, NFD, NFKC, Replace, Sequence, Strip, StripAccents};
 use tokenizers::{NormalizedString, Normalizer, NormalizerWrapper, Tokenizer};
 
@@ -177,8 +177,12 @@ impl CompressedVocab {
     pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
         let path = path.as_ref();
         let bytes: Vec<u8> = self.lookup.iter().flat_map(|v| v.to_le_bytes()).collect();
-        let view = TensorView::new(Dtype::I64, vec![self.lookup.len()], &bytes)
-            .map_err(|e| EngramError::bad_file(path, e.to_string()))?;
+        let tensor = (
+            LOOKUP_TENSOR.to_string(),
+            Dtype::I64,
+            vec![self.lookup.len()],
+            bytes,
+        );
         let meta = HashMap::from([
             (FORMAT_KEY.to_string(), FORMAT_VALUE.to_string()),
             (
@@ -186,9 +190,7 @@ impl CompressedVocab {
                 self.compressed_size.to_string(),
             ),
         ]);
-        let out = safetensors::serialize([(LOOKUP_TENSOR, view)], Some(meta))
-            .map_err(|e| EngramError::bad_file(path, e.to_string()))?;
-        crate::fsutil::write_atomic(path, &out)
+        crate::checkpoint::write_safetensors(path, &[tensor], Some(meta))
     }
 
     /// Loads a table written by [`CompressedVocab::save`].

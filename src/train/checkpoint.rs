@@ -13,9 +13,10 @@ use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
 use burn::optim::ModuleOptimizer;
 use burn::tensor::{Tensor, TensorData};
 use safetensors::SafeTensors;
-use safetensors::tensor::{Dtype, TensorView};
+use safetensors::tensor::Dtype;
 use serde::{Deserialize, Serialize};
 
+use crate::checkpoint::{OwnedTensor, f32_bytes, write_safetensors};
 use crate::error::{EngramError, Result};
 use crate::host::read_f32;
 
@@ -127,26 +128,12 @@ pub fn save_checkpoint<M: Module>(
     if let Some(e) = v.error {
         return Err(e);
     }
-    let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = v
+    let tensors: Vec<OwnedTensor> = v
         .found
         .iter()
-        .map(|(p, _, s, d)| {
-            (
-                p.clone(),
-                s.clone(),
-                d.iter().flat_map(|x| x.to_le_bytes()).collect(),
-            )
-        })
+        .map(|(p, _, s, d)| (p.clone(), Dtype::F32, s.clone(), f32_bytes(d)))
         .collect();
-    let params_path = tmp.path().join(PARAMS_FILE);
-    let views = bytes
-        .iter()
-        .map(|(n, s, b)| TensorView::new(Dtype::F32, s.clone(), b).map(|v| (n.clone(), v)))
-        .collect::<std::result::Result<Vec<_>, _>>()
-        .map_err(|e| EngramError::bad_file(&params_path, e.to_string()))?;
-    let data = safetensors::serialize(views, None)
-        .map_err(|e| EngramError::bad_file(&params_path, e.to_string()))?;
-    crate::fsutil::write_atomic(&params_path, &data)?;
+    write_safetensors(&tmp.path().join(PARAMS_FILE), &tensors, None)?;
     let optim_path = tmp.path().join(OPTIM_FILE);
     let optim_bytes = optim
         .into_bytes()
