@@ -2,3 +2,4 @@
 
 pub mod dataset;
 pub mod glaive;
+pub mod synth_glaive;

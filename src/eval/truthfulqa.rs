@@ -33,7 +33,25 @@ pub struct McQuestion {
 impl McQuestion {
     /// The scoring context: primer, then `"\n\nQ: " + question + "\nA:"`.
     pub fn context(&self) -> String {
-        format!("{PRIMER}\n\nQ: {}\nA:", self.question)
+        self.context_with(PRIMER)
+    }
+
+    /// The scoring context with another primer (`""`: none): `primer + "\n\nQ: " + question
+    /// + "\nA:"`, or `"Q: " + question + "\nA:"` without a primer.
+    ///
+    /// ```
+    /// use burn_engram::eval::truthfulqa::{McQuestion, Targets};
+    /// let t = Targets { choices: vec!["Blue.".into()], labels: vec![1] };
+    /// let q = McQuestion { question: "Sky?".into(), mc1_targets: t.clone(), mc2_targets: t };
+    /// assert_eq!(q.context_with(""), "Q: Sky?\nA:");
+    /// assert_eq!(q.context_with("Q: x\nA: y"), "Q: x\nA: y\n\nQ: Sky?\nA:");
+    /// ```
+    pub fn context_with(&self, primer: &str) -> String {
+        if primer.is_empty() {
+            format!("Q: {}\nA:", self.question)
+        } else {
+            format!("{primer}\n\nQ: {}\nA:", self.question)
+        }
     }
 
     /// The continuation of a choice: `" " + choice`.
@@ -159,6 +177,19 @@ pub fn evaluate<M: crate::models::qwen3::CausalLm>(
     model: &M,
     tok: &crate::models::qwen3::Qwen3Tokenizer,
     questions: &[McQuestion],
+    on_question: impl FnMut(usize),
+) -> Result<TruthfulQaResult> {
+    evaluate_with_primer(model, tok, questions, PRIMER, on_question)
+}
+
+/// [`evaluate`] with another primer (see [`McQuestion::context_with`]): the same MC1/MC2
+/// scoring for probes in the TruthfulQA format, such as the embedded base model's
+/// retention probe.
+pub fn evaluate_with_primer<M: crate::models::qwen3::CausalLm>(
+    model: &M,
+    tok: &crate::models::qwen3::Qwen3Tokenizer,
+    questions: &[McQuestion],
+    primer: &str,
     mut on_question: impl FnMut(usize),
 ) -> Result<TruthfulQaResult> {
     let mut scored = Vec::with_capacity(questions.len());
@@ -174,7 +205,8 @@ pub fn evaluate<M: crate::models::qwen3::CausalLm>(
             .map(|c| McQuestion::continuation(c))
             .collect();
         let refs: Vec<&str> = conts.iter().map(String::as_str).collect();
-        let scores = crate::models::qwen3::score_continuations(model, tok, &q.context(), &refs)?;
+        let scores =
+            crate::models::qwen3::score_continuations(model, tok, &q.context_with(primer), &refs)?;
         let lookup = |c: &String| {
             scores[distinct
                 .iter()

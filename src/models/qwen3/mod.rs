@@ -20,6 +20,7 @@ mod load;
 mod mlp;
 mod model;
 mod rope;
+mod save;
 mod score;
 mod tokenizer;
 
@@ -31,5 +32,6 @@ pub use load::{load_qwen3, weight_files};
 pub use mlp::Qwen3Mlp;
 pub use model::{KvCache, Qwen3DecoderLayer, Qwen3ForCausalLM, Qwen3Model};
 pub use rope::Rope;
+pub use save::save_qwen3;
 pub use score::{CausalLm, ContinuationScore, encode_pair, generate_greedy, score_continuations};
 pub use tokenizer::{Qwen3Tokenizer, chatml};

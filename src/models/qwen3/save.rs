@@ -1,0 +1,29 @@
+//! Writes a Qwen3 model as a Hugging Face folder (`config.json` + `model.safetensors` with
+//! transformers' tensor names and PyTorch layouts), which [`load_qwen3`](super::load_qwen3)
+//! and transformers both read.
+
+use std::path::Path;
+
+use burn::store::{BurnToPyTorchAdapter, ModuleSnapshot, SafetensorsStore};
+
+use super::model::Qwen3ForCausalLM;
+use crate::error::{EngramError, Result};
+
+/// Saves `model` into `dir` (created if needed): `config.json` and `model.safetensors`
+/// (f32, `format = pt` metadata), each written atomically.
+pub fn save_qwen3(model: &Qwen3ForCausalLM, dir: impl AsRef<Path>) -> Result<()> {
+    let dir = dir.as_ref();
+    std::fs::create_dir_all(dir).map_err(|e| EngramError::io(dir, e))?;
+    let config = serde_json::to_vec_pretty(model.config())
+        .map_err(|e| EngramError::bad_file(dir.join("config.json"), e.to_string()))?;
+    crate::fsutil::write_atomic(&dir.join("config.json"), &config)?;
+    let path = dir.join("model.safetensors");
+    let mut store = SafetensorsStore::from_file(&path)
+        .with_to_adapter(BurnToPyTorchAdapter)
+        .metadata("format", "pt")
+        .overwrite(true);
+    model
+        .save_into(&mut store)
+        .map_err(|e| EngramError::bad_file(&path, format!("cannot write safetensors: {e}")))?;
+    Ok(())
+}
