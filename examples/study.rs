@@ -1,0 +1,241 @@
+//! The TinyEngram study in one command: base vs LoRA vs Engram, learning vs forgetting.
+//!
+//! ```text
+//! cargo run --release --example study                   # miniature, CPU, no downloads
+//! cargo run --release --example study -- --ablations    # + the five ablation studies
+//! cargo run --release --example study -- --model-dir Qwen3-0.6B --data glaive.json \
+//!     --device cuda --profile published                 # the real study
+//! ```
+//! With no arguments it uses the embedded base model (`src/data/base/model`), rows from the
+//! glaive-style generator and the base model's fact probe. With `--model-dir` and `--data` it
+//! uses that Qwen3 folder, that glaive export (poisoned with the study's rules) and
+//! TruthfulQA MC (v1). Results: `runs/<name>/results.json`, `results.md`, PNG figures; every
+//! run is resumable (run the same command again) and finished runs are not redone.
+
+use std::cell::RefCell;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use burn_engram::data::dataset::{DataConfig, build};
+use burn_engram::data::glaive::prepare;
+use burn_engram::data::synth_glaive::generate_jsonl;
+use burn_engram::device::select_device;
+use burn_engram::eval::truthfulqa::{PRIMER, TRUTHFULQA_MC_V1, parse_questions};
+use burn_engram::models::qwen3::Qwen3Tokenizer;
+use burn_engram::study::{
+    Event, PROBE_PRIMER, Profile, RunResult, StudyInputs, base_model_dir, load_ablations,
+    main_runs, probe_questions, run_ablation, run_main, table,
+};
+use burn_engram::{CompressedVocab, EngramError, Result};
+use clap::{Parser, ValueEnum};
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum ProfileArg {
+    /// Scaled to the embedded base model (default without --model-dir).
+    Miniature,
+    /// TinyEngram's published recipe (default with --model-dir).
+    Published,
+    /// The published recipe with the paper's table learning rate and zero-initialized conv.
+    Paper,
+}
+
+#[derive(Parser, Debug)]
+#[command(about = "Engram vs LoRA: learning a new format vs keeping knowledge")]
+struct Args {
+    /// Name of the output folder under --runs.
+    #[arg(long, default_value = "default")]
+    name: String,
+    /// Where run folders go.
+    #[arg(long, default_value = "runs")]
+    runs: PathBuf,
+    /// Qwen3 folder (default: the embedded base model).
+    #[arg(long)]
+    model_dir: Option<PathBuf>,
+    /// Raw glaive export, JSON array or JSON lines (default: generated rows).
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Rows to generate when --data is not given.
+    #[arg(long, default_value_t = 1200)]
+    rows: usize,
+    /// Settings the runs start from (default: miniature, or published with --model-dir).
+    #[arg(long, value_enum)]
+    profile: Option<ProfileArg>,
+    /// Also run the ablation studies found in --ablation-dir.
+    #[arg(long)]
+    ablations: bool,
+    /// Folder of ablation studies (one sub-folder each: study.json + run files).
+    #[arg(long, default_value = "examples/studies")]
+    ablation_dir: PathBuf,
+    /// Score only the first N multiple-choice questions.
+    #[arg(long)]
+    limit: Option<usize>,
+    /// Longest training sequence in tokens (default: 512 miniature, 2048 otherwise).
+    #[arg(long)]
+    max_len: Option<usize>,
+    /// Stop each training run after this many steps (for quick looks).
+    #[arg(long)]
+    max_steps: Option<usize>,
+    /// Checkpoint every N steps (runs resume from them).
+    #[arg(long, default_value_t = 50)]
+    save_every: usize,
+    /// cpu, wgpu or cuda.
+    #[arg(long, default_value = "cpu")]
+    device: String,
+}
+
+fn bar_style() -> ProgressStyle {
+    ProgressStyle::with_template(
+        "{prefix:>14} {bar:30} {pos}/{len} {msg} [{elapsed_precise} < {eta}]",
+    )
+    .expect("static template")
+}
+
+fn run(args: Args) -> Result<()> {
+    let started = std::time::Instant::now();
+    let real = args.model_dir.is_some();
+    let model_dir = args.model_dir.clone().unwrap_or_else(base_model_dir);
+    let profile = match args.profile {
+        Some(ProfileArg::Miniature) => Profile::Miniature,
+        Some(ProfileArg::Published) => Profile::Published,
+        Some(ProfileArg::Paper) => Profile::Paper,
+        None if real => Profile::Published,
+        None => Profile::Miniature,
+    };
+    let device = select_device(&args.device)?.autodiff();
+    let tok = Qwen3Tokenizer::from_dir(&model_dir)?;
+
+    let raw = match &args.data {
+        Some(p) => std::fs::read_to_string(p).map_err(|e| EngramError::Io {
+            path: p.clone(),
+            source: e,
+        })?,
+        None => generate_jsonl(args.rows, 42),
+    };
+    let (samples, report) = prepare(&raw);
+    eprintln!(
+        "data: {} rows read, {} kept, {} malformed, dropped {:?}",
+        report.read, report.kept, report.malformed, report.dropped
+    );
+    let max_len = args.max_len.unwrap_or(if profile == Profile::Miniature {
+        512
+    } else {
+        2048
+    });
+    let data_cfg = DataConfig {
+        max_len,
+        // The miniature's data is small: hold out 5% (60 rows) for a steadier eval loss.
+        eval_fraction: if profile == Profile::Miniature {
+            0.05
+        } else {
+            0.01
+        },
+        ..DataConfig::default()
+    };
+    let data = build(&samples, &tok, &data_cfg)?;
+    let (mut questions, primer) = if real {
+        let q = parse_questions(TRUTHFULQA_MC_V1, Path::new("truthfulqa_mc_v1.jsonl"))?;
+        (q, PRIMER.to_string())
+    } else {
+        (probe_questions()?, PROBE_PRIMER.to_string())
+    };
+    if let Some(n) = args.limit {
+        questions.truncate(n);
+    }
+    eprintln!(
+        "{} training / {} eval sequences, {} questions, profile {profile:?}",
+        data.train.len(),
+        data.eval.len(),
+        questions.len()
+    );
+    let mut defaults = profile.defaults(tok.pad_id);
+    if let Some(n) = args.max_steps {
+        defaults.engram_train.max_steps = Some(n);
+        defaults.lora_train.max_steps = Some(n);
+    }
+    let inputs = StudyInputs {
+        model_dir,
+        vocab: Arc::new(CompressedVocab::from_tokenizer(&tok.inner)?),
+        tok,
+        data,
+        questions,
+        primer,
+        device,
+        save_every: args.save_every,
+    };
+    let out = args.runs.join(&args.name);
+
+    let bars = MultiProgress::new();
+    let current: RefCell<Option<(String, ProgressBar)>> = RefCell::new(None);
+    let finish = || {
+        if let Some((_, b)) = current.borrow_mut().take() {
+            b.finish();
+        }
+    };
+    let mut on_event = |name: &str, e: Event| {
+        if current.borrow().as_ref().is_none_or(|(n, _)| n != name) {
+            finish();
+            let b = bars.add(ProgressBar::new(0).with_style(bar_style()));
+            b.set_prefix(name.to_string());
+            *current.borrow_mut() = Some((name.to_string(), b));
+        }
+        let cur = current.borrow();
+        let Some((_, b)) = cur.as_ref() else { return };
+        match e {
+            Event::Step(m) => {
+                b.set_length(m.total_steps as u64);
+                b.set_position(m.step as u64);
+                let eval = m
+                    .eval_loss
+                    .map_or(String::new(), |l| format!(" eval {l:.3}"));
+                b.set_message(format!(
+                    "train {:.3}{eval} {:.0} tok/s",
+                    m.loss, m.tokens_per_s
+                ));
+            }
+            Event::Probe { done, total } => {
+                b.set_length(total as u64);
+                b.set_position(done as u64);
+                b.set_message("multiple choice");
+            }
+        }
+    };
+
+    let results = run_main(&inputs, &defaults, &main_runs(), &out, &mut on_event)?;
+    finish();
+    let base: Option<&RunResult> = results.iter().find(|r| r.method == "base");
+    println!("\n{}", table(&results, base));
+    if args.ablations {
+        let mut done = results.clone();
+        for ab in load_ablations(&args.ablation_dir)? {
+            let r = run_ablation(
+                &inputs,
+                &defaults,
+                &ab,
+                base,
+                &mut done,
+                &out,
+                &mut on_event,
+            )?;
+            finish();
+            println!("\n## {}\n\n{}", ab.title, table(&r, base));
+        }
+    }
+    println!(
+        "wrote {} ({:.0} s)",
+        out.join("results.json").display(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    match run(Args::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

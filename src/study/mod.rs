@@ -1,0 +1,126 @@
+//! The TinyEngram study in one call: the base model evaluated, LoRA and Engram trained on
+//! function-calling data and evaluated (eval loss: how well the format is learnt; MC1/MC2:
+//! how much knowledge survives), ablations from run files, tables and figures.
+//!
+//! Two settings share this code. The **miniature** (the default of `examples/study.rs`) uses
+//! the embedded base model ([`base`]: a small Qwen3 pretrained on a committed fact corpus),
+//! rows from the glaive-style generator ([`crate::data::synth_glaive`]) and the base model's
+//! fact probe, and runs on a CPU in minutes. The **real study** points the same runs at a
+//! Qwen3-0.6B folder, a glaive export and TruthfulQA, with [`Profile::Published`] or
+//! [`Profile::Paper`] settings.
+//!
+//! Layout of an output folder `runs/<name>/`: one folder per run (`metrics.jsonl`,
+//! checkpoints while it trains, `adapter/` or `engram/`, `result.json`), then `results.json`,
+//! `results.md`, `eval_loss.png`, `truthfulqa.png`; ablations under `ablations/<study>/` with
+//! their own `results.json`, `results.md` and `<study>.png`. Finished runs (their
+//! `result.json` exists) are read back, unfinished ones resume from their last checkpoint.
+
+pub mod base;
+mod plot;
+mod report;
+mod runner;
+mod spec;
+
+use std::path::Path;
+
+pub use base::{
+    CORPUS, PROBE, PROBE_PRIMER, base_config, base_model_dir, corpus_documents, probe_questions,
+    train_tokenizer,
+};
+pub use plot::{ablation_figure, eval_loss_curves, score_bars};
+pub use report::{ResultsFile, table, write_results};
+pub use runner::{Event, RunResult, StudyInputs, finished, run_one};
+pub use spec::{Ablation, Defaults, Method, Profile, ResolvedRun, RunSpec, load_ablations};
+
+use crate::error::Result;
+
+/// The three runs of the main comparison: the base, LoRA and Engram with the profile's
+/// settings.
+pub fn main_runs() -> Vec<RunSpec> {
+    vec![
+        RunSpec::new("base", Method::Base),
+        RunSpec::new("lora", Method::Lora),
+        RunSpec::new("engram", Method::Engram),
+    ]
+}
+
+/// Runs `specs` in `out/<run name>/`, then writes `results.json`, `results.md`,
+/// `eval_loss.png` and `truthfulqa.png` into `out`. `on_event` gets the run's name with
+/// each event. Returns the results in order.
+pub fn run_main(
+    inputs: &StudyInputs,
+    defaults: &Defaults,
+    specs: &[RunSpec],
+    out: &Path,
+    on_event: &mut dyn FnMut(&str, Event),
+) -> Result<Vec<RunResult>> {
+    let mut results = Vec::new();
+    for spec in specs {
+        let run = spec.resolve(defaults)?;
+        let r = run_one(inputs, &run, &out.join(&run.name), &mut |e| {
+            on_event(&run.name, e)
+        })?;
+        results.push(r);
+    }
+    let base = results.iter().find(|r| r.method == "base");
+    write_results(out, "Study", &results, base)?;
+    eval_loss_curves(
+        &out.join("eval_loss.png"),
+        "Eval loss during training",
+        &results,
+    )?;
+    score_bars(
+        &out.join("truthfulqa.png"),
+        "Multiple-choice retention",
+        &results,
+    )?;
+    Ok(results)
+}
+
+/// Runs one ablation in `out/ablations/<study>/`, with its table (changes against `base`
+/// when given) and figure. A run whose settings equal a run in `done` (the main runs and
+/// earlier ablations) is not trained again: its result is copied under the new name.
+/// Finished runs are appended to `done`.
+pub fn run_ablation(
+    inputs: &StudyInputs,
+    defaults: &Defaults,
+    ablation: &Ablation,
+    base: Option<&RunResult>,
+    done: &mut Vec<RunResult>,
+    out: &Path,
+    on_event: &mut dyn FnMut(&str, Event),
+) -> Result<Vec<RunResult>> {
+    let dir = out.join("ablations").join(&ablation.name);
+    let mut results = Vec::new();
+    for spec in &ablation.runs {
+        let run = spec.resolve(defaults)?;
+        let run_dir = dir.join(&run.name);
+        let same = done
+            .iter()
+            .find(|r| r.method == run.method.as_str() && r.config == runner::run_config(&run));
+        let r = match (finished(&run_dir)?, same) {
+            (Some(r), _) => r,
+            (None, Some(same)) => {
+                let r = RunResult {
+                    name: run.name.clone(),
+                    label: run.label.clone(),
+                    ..same.clone()
+                };
+                std::fs::create_dir_all(&run_dir)
+                    .map_err(|e| crate::EngramError::io(&run_dir, e))?;
+                crate::config::write_json(&run_dir.join("result.json"), &r)?;
+                r
+            }
+            (None, None) => run_one(inputs, &run, &run_dir, &mut |e| on_event(&run.name, e))?,
+        };
+        done.push(r.clone());
+        results.push(r);
+    }
+    write_results(&dir, &ablation.title, &results, base)?;
+    ablation_figure(
+        &dir.join(format!("{}.png", ablation.name)),
+        &ablation.title,
+        &results,
+    )?;
+    Ok(results)
+}

@@ -1,0 +1,242 @@
+//! PNG figures of a study with plotters: eval-loss curves, MC1/MC2 bars, and one two-panel
+//! figure per ablation (eval loss | MC1 and MC2 per run). Text uses the DejaVu Sans Mono font
+//! shipped in `src/study/font/` (registered with plotters once), so no system fonts are needed.
+
+use std::path::Path;
+use std::sync::Once;
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+use super::runner::RunResult;
+use crate::error::{EngramError, Result};
+
+const FONT: &[u8] = include_bytes!("font/DejaVuSansMono.ttf");
+const FAMILY: &str = "sans-serif";
+static REGISTER: Once = Once::new();
+
+fn font_ready() {
+    REGISTER.call_once(|| {
+        // A font that cannot be parsed is a build defect; the figures then carry no text.
+        let _ = plotters::style::register_font(FAMILY, FontStyle::Normal, FONT);
+    });
+}
+
+const COLORS: [RGBColor; 6] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+];
+
+fn plot_err(path: &Path, e: impl std::fmt::Display) -> EngramError {
+    EngramError::bad_file(path, format!("cannot draw the figure: {e}"))
+}
+
+/// Eval loss over training steps, one line (with markers) per trained run, and the base
+/// model's eval loss as a grey level line.
+pub fn eval_loss_curves(path: &Path, title: &str, runs: &[RunResult]) -> Result<()> {
+    font_ready();
+    let curves: Vec<&RunResult> = runs.iter().filter(|r| !r.eval_curve.is_empty()).collect();
+    let base = runs
+        .iter()
+        .find(|r| r.method == "base")
+        .and_then(|r| r.eval_loss)
+        .filter(|l| l.is_finite());
+    let (mut max_step, mut lo, mut hi) = (1usize, f64::INFINITY, f64::NEG_INFINITY);
+    for r in &curves {
+        for &(s, l) in &r.eval_curve {
+            max_step = max_step.max(s);
+            lo = lo.min(l);
+            hi = hi.max(l);
+        }
+    }
+    if let Some(b) = base {
+        (lo, hi) = (lo.min(b), hi.max(b));
+    }
+    if !lo.is_finite() {
+        (lo, hi) = (0.0, 1.0);
+    }
+    let pad = ((hi - lo) * 0.05).max(1e-3);
+    let root = BitMapBackend::new(path, (900, 560)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| plot_err(path, e))?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, (FAMILY, 24))
+        .margin(16)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d(0usize..max_step, (lo - pad)..(hi + pad))
+        .map_err(|e| plot_err(path, e))?;
+    chart
+        .configure_mesh()
+        .x_desc("step")
+        .y_desc("eval loss")
+        .label_style((FAMILY, 14))
+        .draw()
+        .map_err(|e| plot_err(path, e))?;
+    for (i, r) in curves.iter().enumerate() {
+        let color = COLORS[i % COLORS.len()];
+        chart
+            .draw_series(LineSeries::new(
+                r.eval_curve.iter().copied(),
+                color.stroke_width(2),
+            ))
+            .map_err(|e| plot_err(path, e))?
+            .label(r.label.clone())
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+            });
+        chart
+            .draw_series(
+                r.eval_curve
+                    .iter()
+                    .map(|&p| Circle::new(p, 4, color.filled())),
+            )
+            .map_err(|e| plot_err(path, e))?;
+    }
+    if let Some(b) = base {
+        let grey = RGBColor(128, 128, 128);
+        chart
+            .draw_series(LineSeries::new(
+                [(0, b), (max_step, b)],
+                grey.stroke_width(2),
+            ))
+            .map_err(|e| plot_err(path, e))?
+            .label("base")
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], grey.stroke_width(2))
+            });
+    }
+    chart
+        .configure_series_labels()
+        .label_font((FAMILY, 14))
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()
+        .map_err(|e| plot_err(path, e))?;
+    root.present().map_err(|e| plot_err(path, e))
+}
+
+/// Bars of named series per run: `series[k] = (name, value per run)`.
+fn bars(
+    area: &DrawingArea<BitMapBackend, Shift>,
+    path: &Path,
+    title: &str,
+    labels: &[String],
+    series: &[(&str, Vec<f64>)],
+    y_desc: &str,
+) -> Result<()> {
+    let hi = series
+        .iter()
+        .flat_map(|(_, v)| v.iter().copied())
+        .filter(|v| v.is_finite())
+        .fold(0.0f64, f64::max)
+        .max(1e-6)
+        * 1.15;
+    let n = labels.len().max(1);
+    let k = series.len().max(1) as f64;
+    let mut chart = ChartBuilder::on(area)
+        .caption(title, (FAMILY, 22))
+        .margin(16)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d(0f64..n as f64, 0f64..hi)
+        .map_err(|e| plot_err(path, e))?;
+    let names = labels.to_vec();
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_labels(n * 2 + 1)
+        .x_label_formatter(&move |x: &f64| {
+            let i = x.floor() as usize;
+            if (x - i as f64 - 0.5).abs() < 1e-6 {
+                names.get(i).cloned().unwrap_or_default()
+            } else {
+                String::new()
+            }
+        })
+        .y_desc(y_desc)
+        .label_style((FAMILY, 13))
+        .draw()
+        .map_err(|e| plot_err(path, e))?;
+    for (s, (name, values)) in series.iter().enumerate() {
+        let color = COLORS[s % COLORS.len()];
+        let width = 0.8 / k;
+        chart
+            .draw_series(
+                values
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, v)| v.is_finite())
+                    .map(|(i, &v)| {
+                        let x0 = i as f64 + 0.1 + s as f64 * width;
+                        Rectangle::new([(x0, 0.0), (x0 + width * 0.95, v)], color.filled())
+                    }),
+            )
+            .map_err(|e| plot_err(path, e))?
+            .label(*name)
+            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], color.filled()));
+    }
+    if series.len() > 1 {
+        chart
+            .configure_series_labels()
+            .label_font((FAMILY, 13))
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .position(SeriesLabelPosition::UpperRight)
+            .draw()
+            .map_err(|e| plot_err(path, e))?;
+    }
+    Ok(())
+}
+
+fn labels(runs: &[RunResult]) -> Vec<String> {
+    runs.iter().map(|r| r.label.clone()).collect()
+}
+
+fn mc_series(runs: &[RunResult]) -> [(&'static str, Vec<f64>); 2] {
+    [
+        ("MC1", runs.iter().map(|r| r.truthfulqa_mc1).collect()),
+        ("MC2", runs.iter().map(|r| r.truthfulqa_mc2).collect()),
+    ]
+}
+
+/// MC1 and MC2 bars per run.
+pub fn score_bars(path: &Path, title: &str, runs: &[RunResult]) -> Result<()> {
+    font_ready();
+    let root = BitMapBackend::new(path, (900, 560)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| plot_err(path, e))?;
+    bars(&root, path, title, &labels(runs), &mc_series(runs), "score")?;
+    root.present().map_err(|e| plot_err(path, e))
+}
+
+/// One ablation: eval loss per run (left), MC1/MC2 per run (right).
+pub fn ablation_figure(path: &Path, title: &str, runs: &[RunResult]) -> Result<()> {
+    font_ready();
+    let root = BitMapBackend::new(path, (1400, 560)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| plot_err(path, e))?;
+    let (left, right) = root.split_horizontally(700);
+    let loss: Vec<f64> = runs
+        .iter()
+        .map(|r| r.eval_loss.unwrap_or(f64::NAN))
+        .collect();
+    bars(
+        &left,
+        path,
+        &format!("{title}: eval loss"),
+        &labels(runs),
+        &[("eval loss", loss)],
+        "eval loss",
+    )?;
+    bars(
+        &right,
+        path,
+        &format!("{title}: retention"),
+        &labels(runs),
+        &mc_series(runs),
+        "score",
+    )?;
+    root.present().map_err(|e| plot_err(path, e))
+}

@@ -1,0 +1,245 @@
+//! The study command's library end to end at a tiny size, the embedded base model's probe
+//! scores, and the reproducibility of its tokenizer.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use burn::module::Module;
+use burn::tensor::{DType, Device};
+use burn_engram::CompressedVocab;
+use burn_engram::data::dataset::{DataConfig, build};
+use burn_engram::data::glaive::prepare;
+use burn_engram::data::synth_glaive::generate_jsonl;
+use burn_engram::eval::truthfulqa::evaluate_with_primer;
+use burn_engram::models::qwen3::{CausalLm, Qwen3Tokenizer, chatml, load_qwen3, save_qwen3};
+use burn_engram::study::{
+    Ablation, Method, PROBE_PRIMER, Profile, ResultsFile, RunResult, RunSpec, StudyInputs,
+    base_model_dir, corpus_documents, main_runs, probe_questions, run_ablation, run_main,
+    train_tokenizer,
+};
+
+/// PNG signature, a 13-byte IHDR first with the expected size, IEND last.
+fn assert_png(path: &Path, width: u32, height: u32) {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "{}", path.display());
+    assert_eq!(&bytes[8..16], b"\0\0\0\x0dIHDR");
+    let w = u32::from_be_bytes(bytes[16..20].try_into().unwrap());
+    let h = u32::from_be_bytes(bytes[20..24].try_into().unwrap());
+    assert_eq!((w, h), (width, height));
+    assert_eq!(&bytes[bytes.len() - 8..bytes.len() - 4], b"IEND");
+    assert!(bytes.len() > 2000, "a figure, not an empty image");
+}
+
+/// Equal runs (floats read back from JSON within 1e-12: serde_json's parsing may differ in
+/// the last bit); equal `seconds` shows a run was read back, not redone.
+fn assert_same(a: &[RunResult], b: &[RunResult]) {
+    assert_eq!(a.len(), b.len());
+    for (x, y) in a.iter().zip(b) {
+        assert_eq!(
+            (&x.name, &x.method, x.trainable_params, x.steps),
+            (&y.name, &y.method, y.trainable_params, y.steps)
+        );
+        assert_eq!(x.seconds, y.seconds, "{} was redone", x.name);
+        let close = |p: f64, q: f64| (p - q).abs() <= 1e-12 * p.abs().max(1.0);
+        assert!(close(x.eval_loss.unwrap(), y.eval_loss.unwrap()));
+        assert!(
+            close(x.truthfulqa_mc1, y.truthfulqa_mc1) && close(x.truthfulqa_mc2, y.truthfulqa_mc2)
+        );
+        assert_eq!(x.eval_curve.len(), y.eval_curve.len());
+    }
+}
+
+fn inputs(device: &Device) -> StudyInputs {
+    let dir = base_model_dir();
+    let tok = Qwen3Tokenizer::from_dir(&dir).unwrap();
+    let (samples, _) = prepare(&generate_jsonl(60, 5));
+    let data_cfg = DataConfig {
+        max_len: 160,
+        eval_fraction: 0.1,
+        ..DataConfig::default()
+    };
+    let data = build(&samples, &tok, &data_cfg).unwrap();
+    let mut questions = probe_questions().unwrap();
+    questions.truncate(4);
+    StudyInputs {
+        model_dir: dir,
+        vocab: Arc::new(CompressedVocab::from_tokenizer(&tok.inner).unwrap()),
+        tok,
+        data,
+        questions,
+        primer: PROBE_PRIMER.into(),
+        device: device.clone(),
+        save_every: 2,
+    }
+}
+
+#[test]
+fn study_runs_end_to_end_and_resumes_from_its_results() {
+    let device = Device::default().autodiff();
+    let inputs = inputs(&device);
+    let mut defaults = Profile::Miniature.defaults(inputs.tok.pad_id);
+    defaults.engram_train.max_steps = Some(3);
+    defaults.lora_train.max_steps = Some(3);
+    defaults.engram_train.eval_every = 2;
+    defaults.lora_train.eval_every = 2;
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("runs/small");
+
+    let mut events = 0usize;
+    let results = run_main(&inputs, &defaults, &main_runs(), &out, &mut |_, _| {
+        events += 1
+    })
+    .unwrap();
+    assert!(events > 6, "progress is reported");
+
+    let text = std::fs::read_to_string(out.join("results.json")).unwrap();
+    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let runs = json["runs"].as_array().unwrap();
+    let methods: Vec<&str> = runs.iter().map(|r| r["method"].as_str().unwrap()).collect();
+    assert_eq!(methods, ["base", "lora", "engram"]);
+    for r in runs {
+        for key in [
+            "config",
+            "trainable_params",
+            "eval_loss",
+            "truthfulqa_mc1",
+            "truthfulqa_mc2",
+        ] {
+            assert!(r.get(key).is_some(), "{key} missing in {r}");
+        }
+        let (mc1, mc2) = (
+            r["truthfulqa_mc1"].as_f64().unwrap(),
+            r["truthfulqa_mc2"].as_f64().unwrap(),
+        );
+        assert!((0.0..=1.0).contains(&mc1) && (0.0..=1.0).contains(&mc2));
+        assert!(r["eval_loss"].as_f64().unwrap().is_finite());
+    }
+    assert_eq!(runs[0]["trainable_params"], 0);
+    assert!(runs[1]["trainable_params"].as_u64().unwrap() > 0);
+    assert!(
+        runs[2]["trainable_params"].as_u64().unwrap()
+            > runs[1]["trainable_params"].as_u64().unwrap()
+    );
+    assert_eq!(results[1].steps, 3);
+    assert_eq!(
+        results[2]
+            .eval_curve
+            .iter()
+            .map(|c| c.0)
+            .collect::<Vec<_>>(),
+        [2, 3]
+    );
+    assert!(out.join("lora/adapter/adapter_model.safetensors").is_file());
+    assert!(out.join("engram/engram/engram.safetensors").is_file());
+    assert!(
+        std::fs::read_to_string(out.join("results.md"))
+            .unwrap()
+            .contains("| engram | engram |")
+    );
+    assert_png(&out.join("eval_loss.png"), 900, 560);
+    assert_png(&out.join("truthfulqa.png"), 900, 560);
+
+    // A second run of the command reads the finished runs back.
+    let again = run_main(&inputs, &defaults, &main_runs(), &out, &mut |_, _| {}).unwrap();
+    assert_same(&again, &results);
+
+    // An ablation: one run equal to the main Engram run (copied, not retrained), one new.
+    let mut late = RunSpec::new("late", Method::Engram);
+    late.engram = Some(serde_json::json!({"layer_ids": [3]}));
+    let ablation = Ablation {
+        name: "layers".into(),
+        title: "Injection layers".into(),
+        x_label: "layers".into(),
+        runs: vec![RunSpec::new("headline", Method::Engram), late],
+    };
+    let mut done = results.clone();
+    let ab = run_ablation(
+        &inputs,
+        &defaults,
+        &ablation,
+        Some(&results[0]),
+        &mut done,
+        &out,
+        &mut |_, _| {},
+    )
+    .unwrap();
+    assert_eq!(
+        ab[0].seconds, results[2].seconds,
+        "copied from the main Engram run"
+    );
+    assert_eq!(ab[0].name, "headline");
+    assert_ne!(
+        ab[1].trainable_params, ab[0].trainable_params,
+        "one layer instead of two"
+    );
+    let dir = out.join("ablations/layers");
+    let file: ResultsFile =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("results.json")).unwrap()).unwrap();
+    assert_same(&file.runs, &ab);
+    assert_png(&dir.join("layers.png"), 1400, 560);
+}
+
+/// The committed base model's probe scores are a fact about committed files: evaluating it
+/// gives exactly what `examples/pretrain.rs` recorded, well above chance.
+#[test]
+fn base_model_probe_scores_are_reproduced() {
+    let dir = base_model_dir();
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("pretrain_report.json")).unwrap())
+            .unwrap();
+    let device = Device::default();
+    let model = load_qwen3(&dir, &device, DType::F32).unwrap();
+    let tok = Qwen3Tokenizer::from_dir(&dir).unwrap();
+    let questions = probe_questions().unwrap();
+    let r = evaluate_with_primer(&model, &tok, &questions, PROBE_PRIMER, |_| {}).unwrap();
+    assert_eq!(
+        r.n_questions,
+        report["probe_questions"].as_u64().unwrap() as usize
+    );
+    let n = r.n_questions as f64;
+    assert_eq!(
+        (r.mc1 * n).round() as usize,
+        (report["probe_mc1"].as_f64().unwrap() * n).round() as usize,
+        "MC1 counts"
+    );
+    assert!((r.mc2 - report["probe_mc2"].as_f64().unwrap()).abs() < 1e-6);
+    assert!(r.mc1 > 0.5, "well above chance (0.25): {}", r.mc1);
+}
+
+/// The committed tokenizer is what `train_tokenizer` makes from the committed corpus and the
+/// generated conversations (step 1 of `examples/pretrain.rs`).
+#[test]
+fn base_tokenizer_is_reproducible() {
+    let dir = base_model_dir();
+    let (samples, _) = prepare(&generate_jsonl(400, 1));
+    let chats: Vec<String> = samples
+        .iter()
+        .map(|s| chatml(&s.instruction, &s.input, &s.output))
+        .collect();
+    let docs = corpus_documents();
+    let texts = docs.iter().copied().chain(chats.iter().map(String::as_str));
+    let trained = train_tokenizer(texts, 2048).unwrap();
+    let committed = tokenizers::Tokenizer::from_file(dir.join("tokenizer.json")).unwrap();
+    assert_eq!(trained.get_vocab(true), committed.get_vocab(true));
+    let text = "Q: What is the capital of Kenya?\nA: The capital of Kenya is Nairobi.";
+    assert_eq!(
+        trained.encode(text, false).unwrap().get_ids(),
+        committed.encode(text, false).unwrap().get_ids()
+    );
+}
+
+/// `save_qwen3` writes a folder `load_qwen3` reads back to the same logits.
+#[test]
+fn saved_qwen3_folder_loads_back_identically() {
+    let device = Device::default();
+    let src = base_model_dir();
+    let model = load_qwen3(&src, &device, DType::F32).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    save_qwen3(&model, tmp.path()).unwrap();
+    let back = load_qwen3(tmp.path(), &device, DType::F32).unwrap();
+    let ids = [5u32, 17, 42, 300, 7];
+    let a = model.token_logits(&ids, None).unwrap().into_data();
+    let b = back.token_logits(&ids, None).unwrap().into_data();
+    assert_eq!(a, b);
+    assert_eq!(model.num_params(), back.num_params());
+}
