@@ -4,9 +4,11 @@
 //! uses them ([`NgramHasher::hash`]) and the device never hashes.
 
 mod numpy_rng;
+mod prefetch;
 mod primes;
 
 pub use numpy_rng::{NumpyGenerator, Pcg64, SeedSequence};
+pub use prefetch::HashPrefetcher;
 pub use primes::{is_prime, layer_head_sizes};
 
 use std::sync::Arc;
