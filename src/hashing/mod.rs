@@ -3,6 +3,7 @@
 //! Hash ids depend on token ids only, so a data loader computes them ahead of the step that
 //! uses them ([`NgramHasher::hash`]) and the device never hashes.
 
+mod fastmod;
 mod numpy_rng;
 mod prefetch;
 mod primes;
@@ -16,6 +17,7 @@ use std::sync::Arc;
 use rayon::prelude::*;
 use strength_reduce::StrengthReducedU64;
 
+use self::fastmod::FastMod;
 use crate::config::EngramConfig;
 use crate::error::{EngramError, Result};
 use crate::vocab::CompressedVocab;
@@ -25,6 +27,9 @@ pub const LAYER_SEED_STRIDE: u64 = 10_007;
 
 /// Below this many output ids a batch is hashed on the calling thread.
 const PARALLEL_MIN_IDS: usize = 1 << 15;
+
+/// Tokens per parallel task (rows are split too, so one long row still uses every thread).
+const CHUNK_TOKENS: usize = 256;
 
 /// The reference's hash multipliers of one layer: `2 * r + 1` with
 /// `r = default_rng(seed + 10007 * layer).integers(0, half, N)` and
@@ -60,6 +65,8 @@ pub struct LayerHashing {
     /// Table size (a prime) per head, n-gram-major: `(N-1) * H` entries.
     pub head_sizes: Vec<u64>,
     reducers: Vec<StrengthReducedU64>,
+    /// The vectorizable f64 reduction, when every prime is below 2^21.
+    fast: Option<FastMod>,
 }
 
 impl LayerHashing {
@@ -164,6 +171,7 @@ impl NgramHasher {
                         .iter()
                         .map(|&p| StrengthReducedU64::new(p))
                         .collect(),
+                    fast: FastMod::new(&head_sizes),
                     head_sizes,
                 }
             })
@@ -231,15 +239,14 @@ impl NgramHasher {
             .iter()
             .map(|layer| {
                 let mut out = vec![0i64; batch * seq_len * heads];
-                let parallel = out.len() >= PARALLEL_MIN_IDS;
-                let rows = out
-                    .chunks_mut(seq_len * heads)
-                    .zip(compressed.chunks(seq_len));
-                if parallel {
-                    rows.par_bridge()
-                        .for_each(|(dst, src)| self.hash_row(layer, src, dst));
+                if out.len() >= PARALLEL_MIN_IDS {
+                    out.par_chunks_mut(CHUNK_TOKENS * heads)
+                        .enumerate()
+                        .for_each(|(i, dst)| {
+                            self.hash_span(layer, &compressed, seq_len, i * CHUNK_TOKENS, dst)
+                        });
                 } else {
-                    rows.for_each(|(dst, src)| self.hash_row(layer, src, dst));
+                    self.hash_span(layer, &compressed, seq_len, 0, &mut out);
                 }
                 (layer.layer_id, out)
             })
@@ -265,30 +272,103 @@ impl NgramHasher {
         self.hash(&flat, rows.len(), seq_len)
     }
 
-    /// One row: `src` holds T compressed ids, `dst` receives `T * (N-1) * H` hash ids.
-    fn hash_row(&self, layer: &LayerHashing, src: &[i64], dst: &mut [i64]) {
+    /// Hash ids of the flat tokens `first..first + dst.len() / heads` of the compressed
+    /// `[B, seq_len]` batch `src` (each row starts afresh), with the widest SIMD this CPU has.
+    fn hash_span(
+        &self,
+        layer: &LayerHashing,
+        src: &[i64],
+        seq_len: usize,
+        first: usize,
+        dst: &mut [i64],
+    ) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx512f")
+                && std::arch::is_x86_feature_detected!("avx512dq")
+            {
+                // SAFETY: the CPU has the features the function is compiled for.
+                return unsafe { self.hash_span_avx512(layer, src, seq_len, first, dst) };
+            }
+            if std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+            {
+                // SAFETY: as above.
+                return unsafe { self.hash_span_avx2(layer, src, seq_len, first, dst) };
+            }
+        }
+        self.hash_span_impl(layer, src, seq_len, first, dst)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx512dq,avx2,fma")]
+    unsafe fn hash_span_avx512(
+        &self,
+        layer: &LayerHashing,
+        src: &[i64],
+        seq_len: usize,
+        first: usize,
+        dst: &mut [i64],
+    ) {
+        self.hash_span_impl(layer, src, seq_len, first, dst)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn hash_span_avx2(
+        &self,
+        layer: &LayerHashing,
+        src: &[i64],
+        seq_len: usize,
+        first: usize,
+        dst: &mut [i64],
+    ) {
+        self.hash_span_impl(layer, src, seq_len, first, dst)
+    }
+
+    #[inline(always)]
+    fn hash_span_impl(
+        &self,
+        layer: &LayerHashing,
+        src: &[i64],
+        seq_len: usize,
+        first: usize,
+        dst: &mut [i64],
+    ) {
         let n = self.max_ngram_size;
+        let h = self.n_head;
         let heads = self.heads_per_layer();
-        let mut products = vec![0i64; n]; // one allocation per row, reused for every token
-        for (t, out) in dst.chunks_exact_mut(heads).enumerate() {
+        let mut products = vec![0i64; n]; // one allocation per span
+        let (mut row, mut t) = (first / seq_len, first % seq_len);
+        for out in dst.chunks_exact_mut(heads) {
+            let row_src = &src[row * seq_len..(row + 1) * seq_len];
             for (k, p) in products.iter_mut().enumerate() {
-                let token = if t >= k { src[t - k] } else { self.pad };
+                let token = if t >= k { row_src[t - k] } else { self.pad };
                 // No overflow for ids in 0..V: m < i64::MAX / V by construction.
                 *p = token.wrapping_mul(layer.multipliers[k]);
             }
             let mut mix = products[0];
             for order in 0..n - 1 {
                 mix ^= products[order + 1];
-                let base = order * self.n_head;
-                for j in 0..self.n_head {
-                    let h = base + j;
-                    out[h] = if mix >= 0 {
-                        (mix as u64 % layer.reducers[h]) as i64
-                    } else {
-                        // Only reachable with negative ids; numpy's % is a floor modulus.
-                        mix.rem_euclid(layer.head_sizes[h] as i64)
-                    };
+                let base = order * h;
+                let out = &mut out[base..base + h];
+                match &layer.fast {
+                    Some(fast) if mix >= 0 => fast.reduce(mix, base, out),
+                    _ => {
+                        for (j, o) in out.iter_mut().enumerate() {
+                            *o = if mix >= 0 {
+                                (mix as u64 % layer.reducers[base + j]) as i64
+                            } else {
+                                // Only reachable with negative ids; numpy's % is a floor modulus.
+                                mix.rem_euclid(layer.head_sizes[base + j] as i64)
+                            };
+                        }
+                    }
                 }
+            }
+            t += 1;
+            if t == seq_len {
+                (row, t) = (row + 1, 0);
             }
         }
     }

@@ -128,12 +128,8 @@ impl LazyAdamW {
             w.mul_scalar(1.0 - decay)
         } - delta.mul_scalar(lr);
         let assign = IndexingUpdateOp::Assign;
-        state.moment1 = state
-            .moment1
-            .select_assign(0, rows.clone(), m, assign);
-        state.moment2 = state
-            .moment2
-            .select_assign(0, rows.clone(), v, assign);
+        state.moment1 = state.moment1.select_assign(0, rows.clone(), m, assign);
+        state.moment2 = state.moment2.select_assign(0, rows.clone(), v, assign);
         let table = table.select_assign(0, rows, w, assign);
         let table = if autodiff { table.autodiff() } else { table };
         (table, state)

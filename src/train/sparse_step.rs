@@ -45,15 +45,24 @@ impl SparseUpdater {
         if cfg.table_update == TableUpdate::Dense {
             return Ok(None);
         }
-        let refuse = |why: &str| Err(EngramError::config("table_update", format!("sparse: {why}")));
+        let refuse = |why: &str| {
+            Err(EngramError::config(
+                "table_update",
+                format!("sparse: {why}"),
+            ))
+        };
         if model.engram_layers().is_none() {
             return refuse("the model has no Engram tables");
         }
         if checkpoints {
-            return refuse("checkpoints do not hold the lazy-Adam state yet; use dense updates to checkpoint");
+            return refuse(
+                "checkpoints do not hold the lazy-Adam state yet; use dense updates to checkpoint",
+            );
         }
         if cfg.max_grad_norm.is_some() {
-            return refuse("global-norm clipping would not see the table gradients; unset max_grad_norm");
+            return refuse(
+                "global-norm clipping would not see the table gradients; unset max_grad_norm",
+            );
         }
         Ok(Some(Self {
             optim: LazyAdamW {
@@ -75,9 +84,9 @@ impl SparseUpdater {
         gate: GateMode,
         device: &Device,
     ) -> Result<SparseStep> {
-        let layers = model
-            .engram_layers()
-            .ok_or_else(|| EngramError::config("table_update", "sparse: the model has no Engram tables"))?;
+        let layers = model.engram_layers().ok_or_else(|| {
+            EngramError::config("table_update", "sparse: the model has no Engram tables")
+        })?;
         let micro: Vec<(&[i64], usize, usize)> = batches
             .iter()
             .map(|b| (b.ids.as_slice(), b.batch, b.seq_len))
