@@ -33,7 +33,7 @@ trap 'rm -rf "$OUT"' EXIT
 if [[ -n "$QUICK" ]]; then DOC="${BENCH_DOC:-$OUT/BENCHMARKS.quick.md}"; else DOC="${BENCH_DOC:-docs/BENCHMARKS.md}"; fi
 # The same workloads on both sides (B, T, table sizes); repetitions differ only with --quick.
 ARGS=(--batch 4 --seq 1024 --hash-batch 16 --big-rows-per-head 83000 --step-dim 16
-      --step-rows 10000,10000000)
+      --step-rows 10000,1000000,10000000)
 if [[ -n "$QUICK" ]]; then ARGS+=(--quick); fi
 # shellcheck disable=SC2206
 ARGS+=(${BENCH_ARGS:-})
@@ -48,4 +48,4 @@ echo "== Python reference (numpy + torch CPU)" >&2
 "$PYTHON" scripts/bench/reference_bench.py --out "$OUT/ref.json" "${ARGS[@]}" >&2
 
 "$PYTHON" scripts/bench/render.py --ours "$OUT/ours.json" --ref "$OUT/ref.json" \
-  --doc "$DOC" --mode "${QUICK:-full}"
+  --doc "$DOC" --mode "$([[ -n "$QUICK" ]] && echo quick || echo full)"

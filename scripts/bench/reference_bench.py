@@ -104,7 +104,7 @@ def main():
     ap.add_argument("--hash-batch", type=int, default=16)
     ap.add_argument("--big-rows-per-head", type=int, default=83_000)
     ap.add_argument("--step-dim", type=int, default=16)
-    ap.add_argument("--step-rows", type=str, default="10000,10000000")
+    ap.add_argument("--step-rows", type=str, default="10000,1000000,10000000")
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--engram-reps", type=int, default=3)
     ap.add_argument("--quick", action="store_true")

@@ -33,16 +33,24 @@ pub struct TouchedRows {
 }
 
 impl TouchedRows {
-    /// Sorts and dedupes `rows`; O(n log n) in the number of indices, independent of the
-    /// table size.
+    /// Sorts and dedupes `rows` (row indices, `>= 0`); O(n log n) in the number of indices, independent of the
+    /// table size (one parallel sort of `(row, position)` pairs and one pass over them).
     pub fn new(rows: &[i32]) -> Self {
-        let mut unique = rows.to_vec();
-        unique.par_sort_unstable();
-        unique.dedup();
-        let local = rows
+        let mut pairs: Vec<u64> = rows
             .par_iter()
-            .map(|r| unique.binary_search(r).unwrap_or(0) as i32)
+            .enumerate()
+            .map(|(i, &r)| ((r as u32 as u64) << 32) | i as u64)
             .collect();
+        pairs.par_sort_unstable();
+        let mut unique = Vec::new();
+        let mut local = vec![0i32; rows.len()];
+        for p in pairs {
+            let row = (p >> 32) as u32 as i32;
+            if unique.last() != Some(&row) {
+                unique.push(row);
+            }
+            local[(p & 0xFFFF_FFFF) as usize] = unique.len() as i32 - 1;
+        }
         Self { unique, local }
     }
 
@@ -195,7 +203,9 @@ impl EngramLayers {
         states.states.resize(self.layers.len(), None);
         for (i, l) in tables.layers.into_iter().enumerate() {
             let Some(grad) = l.grad else { continue };
-            drop(l.leaf); // the sub-table is a copy; dropping it keeps the table unshared
+            // the sub-table is a copy of the rows (not a view of the table): its values are
+            // the rows' current values
+            let values = l.leaf.inner();
             let state = states.states[i].take();
             let engram = &mut self.layers[i];
             let weight = std::mem::replace(
@@ -204,7 +214,7 @@ impl EngramLayers {
             );
             let mut new_state = None;
             engram.multi_head_embedding.weight = weight.map(|t| {
-                let (t, s) = optim.step(lr, t, l.rows, grad, state);
+                let (t, s) = optim.step_with_values(lr, t, l.rows, values, grad, state);
                 new_state = Some(s);
                 t
             });
