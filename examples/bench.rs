@@ -159,6 +159,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         });
         r.insert("tokens".into(), json!(hb * t));
         r.insert("tokens_per_s".into(), json!((hb * t) as f64 / best(&r)));
+        w.insert(format!("{name}_alloc"), Value::Object(r));
+        // a data loader hashing batch after batch into the same buffers
+        let mut out = hasher.hash(&ids, hb, t)?;
+        let mut r = time(reps.max(5), || {
+            hasher.hash_into(&ids, hb, t, &mut out).expect("hash");
+            black_box(&out);
+        });
+        r.insert("tokens".into(), json!(hb * t));
+        r.insert("tokens_per_s".into(), json!((hb * t) as f64 / best(&r)));
         w.insert(name.into(), Value::Object(r));
     }
 

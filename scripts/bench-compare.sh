@@ -47,5 +47,10 @@ echo "== burn-engram (flex)" >&2
 echo "== Python reference (numpy + torch CPU)" >&2
 "$PYTHON" scripts/bench/reference_bench.py --out "$OUT/ref.json" "${ARGS[@]}" >&2
 
+if [[ -z "$QUICK" ]]; then  # keep the raw numbers of the run behind docs/BENCHMARKS.md
+  mkdir -p docs/bench-results
+  cp "$OUT/ours.json" docs/bench-results/ours.json
+  cp "$OUT/ref.json" docs/bench-results/reference.json
+fi
 "$PYTHON" scripts/bench/render.py --ours "$OUT/ours.json" --ref "$OUT/ref.json" \
   --doc "$DOC" --mode "$([[ -n "$QUICK" ]] && echo quick || echo full)"

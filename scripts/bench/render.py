@@ -61,9 +61,9 @@ def main():
     ap.add_argument("--ref", required=True)
     ap.add_argument("--doc", required=True)
     ap.add_argument("--mode", default="full")
-    a = ap.parse_args()
-    ours = json.loads(Path(a.ours).read_text())
-    ref = json.loads(Path(a.ref).read_text())
+    args = ap.parse_args()
+    ours = json.loads(Path(args.ours).read_text())
+    ref = json.loads(Path(args.ref).read_text())
     O, R = ours["workloads"], ref["workloads"]
     copy_bw = O["copy"]["bytes_per_s"]
 
@@ -87,8 +87,15 @@ def main():
                 share = b / copy_bw
         rows.append((name, what, os_, rs_, ratio, share))
 
-    row("hash_headline", "hashing, headline config, 4 layers (tokens/s)", "tokens_per_s")
-    row("hash_demo", "hashing, DeepSeek demo config, 2 layers (tokens/s)", "tokens_per_s")
+    row("hash_headline", "hashing, headline config, 4 layers, reused output buffers (tokens/s)",
+        "tokens_per_s")
+    row("hash_demo", "hashing, DeepSeek demo config, 2 layers, reused output buffers (tokens/s)",
+        "tokens_per_s")
+    for cfg in ("headline", "demo"):
+        if f"hash_{cfg}_alloc" in O:
+            o, r = get(O, f"hash_{cfg}_alloc", "tokens_per_s"), get(R, f"hash_{cfg}", "tokens_per_s")
+            rows.append((f"hash_{cfg}_alloc", f"hashing, {cfg}, fresh output buffers each call (tokens/s)",
+                         fmt(o, "/s"), fmt(r, "/s"), (o / r) if (o and r) else None, None))
     for t in ("headline", "big"):
         rows_n = get(O, f"gather_fwd_{t}", "table_rows")
         row(f"gather_fwd_{t}", f"gather forward, {rows_n:,} x 64 table (bytes/s)", "bytes_per_s",
@@ -126,7 +133,7 @@ def main():
     lines = [
         BEGIN,
         "",
-        f"Measured {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, mode `{a.mode}`, "
+        f"Measured {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, mode `{args.mode}`, "
         f"on {cpu_model()}, {os.cpu_count()} logical CPUs, {mem_gib()} RAM, no GPU.",
         f"Ours: burn-engram on `{ours['device']}` (Burn flex backend), {ours['threads']} rayon threads, "
         f"{rustc()}. Reference: numpy {ref['numpy']}, torch {ref['torch']} (CPU), "
@@ -154,18 +161,19 @@ def main():
         f"read of one headline layer at B x T = 4 x 1024): per step, hashing alone "
         f"{ms(po.get('hash_s', 0) / po.get('steps', 1))}, inline {ms(po.get('inline_s', 0) / po.get('steps', 1))}, "
         f"prefetched {ms(po.get('prefetch_s', 0) / po.get('steps', 1))}; share of the hashing time hidden: "
-        f"{po.get('hidden_fraction', float('nan')) * 100:.0f}% (negative: the prefetch thread slowed "
-        f"the step down more than it saved; both share the same 2 cores).",
+        f"{po.get('hidden_fraction', float('nan')) * 100:.0f}%"
+        + (" (negative: the prefetch thread slowed the step down more than it saved; both share "
+           "the same cores)." if po.get("hidden_fraction", 0) < 0 else "."),
         "",
     ]
     if len(step_rows) >= 3:
         mid = step_rows[-2]
-        a, b = get(O, f"step_sparse_{large}", "best_s"), get(O, f"step_sparse_{mid}", "best_s")
-        c, d = get(O, f"step_dense_{large}", "best_s"), get(O, f"step_dense_{mid}", "best_s")
-        if a and b and c and d:
+        sl, sm = get(O, f"step_sparse_{large}", "best_s"), get(O, f"step_sparse_{mid}", "best_s")
+        dl, dm = get(O, f"step_dense_{large}", "best_s"), get(O, f"step_dense_{mid}", "best_s")
+        if sl and sm and dl and dm:
             lines += [
                 f"Sparse step, {large:,} rows over {mid:,} rows (about the same rows touched, both "
-                f"tables out of cache): {a / b:.2f}x; dense: {c / d:.2f}x.",
+                f"tables out of cache): {sl / sm:.2f}x; dense: {dl / dm:.2f}x.",
                 "",
             ]
     lines += [
@@ -188,7 +196,7 @@ def main():
     lines += ["", "```json", json.dumps(summary), "```", "", END]
     block = "\n".join(lines)
 
-    doc = Path(a.doc)
+    doc = Path(args.doc)
     if doc.exists() and BEGIN in doc.read_text():
         text = doc.read_text()
         head, rest = text.split(BEGIN, 1)

@@ -221,6 +221,40 @@ impl NgramHasher {
     /// compression unchanged, as in the reference; ids at or above the tokenizer vocabulary
     /// are an error.
     pub fn hash(&self, ids: &[i64], batch: usize, seq_len: usize) -> Result<HashIds> {
+        let mut out = HashIds {
+            batch: 0,
+            seq_len: 0,
+            heads: 0,
+            layers: Vec::new(),
+        };
+        self.hash_into(ids, batch, seq_len, &mut out)?;
+        Ok(out)
+    }
+
+    /// [`hash`](Self::hash) into `out`, reusing its buffers: a data loader that hashes batch
+    /// after batch into the same `HashIds` allocates (and page-faults) nothing once the buffers
+    /// are large enough. On error `out` is left unchanged.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), burn_engram::EngramError> {
+    /// use std::sync::Arc;
+    /// use burn_engram::{CompressedVocab, EngramConfig, NgramHasher};
+    /// let vocab = Arc::new(CompressedVocab::from_lookup((0..100).collect())?);
+    /// let cfg = EngramConfig { engram_vocab_size: vec![50, 30], layer_ids: vec![1], pad_id: 0,
+    ///     ..EngramConfig::default() };
+    /// let hasher = NgramHasher::new(&cfg, vocab)?;
+    /// let mut ids = hasher.hash(&[1, 2, 3, 4], 2, 2)?;
+    /// hasher.hash_into(&[5, 6, 7, 8, 9, 10], 1, 6, &mut ids)?;
+    /// assert_eq!(ids, hasher.hash(&[5, 6, 7, 8, 9, 10], 1, 6)?);
+    /// # Ok(()) }
+    /// ```
+    pub fn hash_into(
+        &self,
+        ids: &[i64],
+        batch: usize,
+        seq_len: usize,
+        out: &mut HashIds,
+    ) -> Result<()> {
         if batch == 0 || seq_len == 0 {
             return Err(EngramError::BadBatch(format!(
                 "a batch needs at least one row and one token, got [{batch}, {seq_len}]"
@@ -234,29 +268,26 @@ impl NgramHasher {
         }
         let compressed = self.vocab.compress(ids, seq_len)?;
         let heads = self.heads_per_layer();
-        let layers = self
-            .layers
-            .iter()
-            .map(|layer| {
-                let mut out = vec![0i64; batch * seq_len * heads];
-                if out.len() >= PARALLEL_MIN_IDS {
-                    out.par_chunks_mut(CHUNK_TOKENS * heads)
-                        .enumerate()
-                        .for_each(|(i, dst)| {
-                            self.hash_span(layer, &compressed, seq_len, i * CHUNK_TOKENS, dst)
-                        });
-                } else {
-                    self.hash_span(layer, &compressed, seq_len, 0, &mut out);
-                }
-                (layer.layer_id, out)
-            })
-            .collect();
-        Ok(HashIds {
-            batch,
-            seq_len,
-            heads,
-            layers,
-        })
+        let n = batch * seq_len * heads;
+        out.layers
+            .resize_with(self.layers.len(), || (0, Vec::new()));
+        for (layer, (layer_id, dst)) in self.layers.iter().zip(out.layers.iter_mut()) {
+            *layer_id = layer.layer_id;
+            if dst.len() != n {
+                dst.resize(n, 0); // every element is written below
+            }
+            if n >= PARALLEL_MIN_IDS {
+                dst.par_chunks_mut(CHUNK_TOKENS * heads)
+                    .enumerate()
+                    .for_each(|(i, d)| {
+                        self.hash_span(layer, &compressed, seq_len, i * CHUNK_TOKENS, d)
+                    });
+            } else {
+                self.hash_span(layer, &compressed, seq_len, 0, dst);
+            }
+        }
+        (out.batch, out.seq_len, out.heads) = (batch, seq_len, heads);
+        Ok(())
     }
 
     /// Hashes rows of equal length given as nested vectors (a `[B, T]` batch).
