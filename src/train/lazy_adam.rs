@@ -43,7 +43,7 @@ pub enum TableUpdate {
 /// let rows = Tensor::<1, Int>::from_data([1, 3], &device);
 /// let grad = Tensor::<2>::from_data([[1.0, -1.0], [2.0, 0.5]], &device);
 /// let (table, state) = LazyAdamW::default().step(1e-2, table, rows, grad, None);
-/// let w = table.into_data().to_vec::<f32>().unwrap();
+/// let w = table.into_data().try_to_vec::<f32>().unwrap();
 /// assert_eq!(&w[..2], &[1.0, 1.0]); // row 0 untouched
 /// assert!((w[2] - 0.99).abs() < 1e-6); // Adam's first step moves by lr * sign(g)
 /// assert_eq!(state.time, 1);
@@ -180,7 +180,7 @@ mod tests {
     }
 
     fn host(t: Tensor<2>) -> Vec<f32> {
-        t.into_data().to_vec::<f32>().unwrap()
+        t.into_data().try_to_vec::<f32>().unwrap()
     }
 
     /// Lazy AdamW by hand, in f64, for comparison.
