@@ -193,6 +193,11 @@ impl EngramLayers {
     /// Applies one [`LazyAdamW`] step with learning rate `lr` to the rows of `tables` that
     /// received a gradient, updating `states` (start from `SparseTableStates::default()`).
     /// Rows not touched by the step are left bit-identical.
+    ///
+    /// # Panics
+    ///
+    /// If `tables` was prepared by different layers (another configuration): its rows would
+    /// not address these tables. Prepare and apply with the same `EngramLayers`.
     pub fn apply_sparse(
         mut self,
         tables: SparseTables,
@@ -201,6 +206,13 @@ impl EngramLayers {
         lr: f64,
     ) -> Self {
         states.states.resize(self.layers.len(), None);
+        let ids: Vec<usize> = tables.layers.iter().map(|l| l.layer_id).collect();
+        assert_eq!(
+            ids,
+            self.config().layer_ids,
+            "sparse tables prepared for layers {ids:?}, applied to layers {:?}",
+            self.config().layer_ids
+        );
         for (i, l) in tables.layers.into_iter().enumerate() {
             let Some(grad) = l.grad else { continue };
             // the sub-table is a copy of the rows (not a view of the table): its values are
