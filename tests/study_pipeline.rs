@@ -183,3 +183,97 @@ fn engram_tables_can_take_their_own_learning_rate() {
     assert_eq!(table(&trained), t0, "tables moved with a 0 learning rate");
     assert_ne!(value_w(&trained), v0, "the other Engram parameters train");
 }
+
+#[test]
+fn sparse_table_updates_match_dense_on_the_first_step_and_refuse_checkpoints() {
+    use burn_engram::EngramError;
+    use burn_engram::train::{CheckpointConfig, TableUpdate};
+
+    let device = Device::default().autodiff();
+    let tables = |m: &Qwen3Engram| -> Vec<Vec<f32>> {
+        m.engram
+            .layers
+            .iter()
+            .map(|l| {
+                l.multi_head_embedding
+                    .weight
+                    .val()
+                    .into_data()
+                    .try_to_vec::<f32>()
+                    .unwrap()
+            })
+            .collect()
+    };
+    let (model, data, pad) = common::tiny_engram_run(&device, 401);
+    let before = tables(&model);
+    // one step of two micro-batches; no decay on the tables, so on the first step dense
+    // AdamW leaves unread rows exactly where lazy AdamW leaves them
+    let dense_cfg = TrainConfig {
+        lr: 1e-2,
+        epochs: 1,
+        max_steps: Some(1),
+        micro_batch: 2,
+        grad_accum: 2,
+        warmup_ratio: 0.0, // the first warm-up step has lr 0
+        table_weight_decay: Some(0.0),
+        ..TrainConfig::default()
+    };
+    let sparse_cfg = TrainConfig {
+        table_update: TableUpdate::Sparse,
+        ..dense_cfg.clone()
+    };
+    let (dense, _) = train(model.clone(), &data, pad, &dense_cfg, &device, None, |_| {}).unwrap();
+    let (sparse, m) = train(
+        model.clone(),
+        &data,
+        pad,
+        &sparse_cfg,
+        &device,
+        None,
+        |_| {},
+    )
+    .unwrap();
+    assert_eq!(m.len(), 1);
+    assert!(m[0].loss.is_finite());
+    for (l, ((d, s), b)) in tables(&dense)
+        .iter()
+        .zip(tables(&sparse))
+        .zip(&before)
+        .enumerate()
+    {
+        assert_ne!(&s, b, "layer {l}: the sparse step trained the table");
+        for (i, (x, y)) in s.iter().zip(d).enumerate() {
+            assert!(
+                (x - y).abs() < 1e-6,
+                "layer {l} table[{i}]: sparse {x}, dense {y}"
+            );
+        }
+    }
+    // the tables come back trainable
+    assert!(
+        sparse.engram.layers[0]
+            .multi_head_embedding
+            .weight
+            .val()
+            .is_require_grad()
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let ck = CheckpointConfig {
+        dir: dir.path().to_path_buf(),
+        every: 1,
+        keep_last: 1,
+        resume: false,
+    };
+    let err = train(model, &data, pad, &sparse_cfg, &device, Some(&ck), |_| {}).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            EngramError::InvalidConfig {
+                field: "table_update",
+                ..
+            }
+        ),
+        "{err}"
+    );
+}

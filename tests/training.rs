@@ -219,3 +219,98 @@ fn global_norm_clipping_scales_all_gradients_together() {
     let (untouched, _) = clip_global_norm(&model, clipped, 10.0 * norm).unwrap();
     assert!((global_grad_norm(&model, &untouched).unwrap() - after).abs() < 1e-9);
 }
+
+#[test]
+fn sparse_table_step_touches_only_the_rows_read_and_equals_dense_adamw_there() {
+    use burn_engram::memory::{GateMode, SparseTableStates};
+    use burn_engram::train::LazyAdamW;
+
+    let device = Device::default().autodiff();
+    let dense = Toy::new(&device);
+    let (raw, x, y) = data(&device);
+    let loss_of = |m: &Toy, batch: &EngramBatch| {
+        let logits = m.forward(x.clone(), batch).reshape([48, VOCAB]);
+        cross_entropy_with_logits(logits, y.clone().one_hot::<2>(VOCAB).float())
+    };
+    let table = |m: &Toy| snapshot(m.memory.layers[0].multi_head_embedding.weight.val());
+    let before = table(&dense);
+    let dim = dense.memory.layers[0].multi_head_embedding.head_dim();
+    let lr = 1e-2;
+
+    // dense: Burn's AdamW on the whole model (no weight decay: untouched rows stay put)
+    let mut sparse = dense.clone();
+    let batch = dense.memory.prepare(&raw, 4, 12, &device).unwrap();
+    let grads = GradientsParams::from_grads(loss_of(&dense, &batch).backward(), &dense);
+    let mut optim = AdamWConfig::new()
+        .with_beta_2(0.95)
+        .with_epsilon(1e-8)
+        .with_weight_decay(0.0)
+        .init();
+    let dense = optim.step(lr, dense, grads);
+
+    // sparse: sub-table of the rows read, lazy AdamW on those rows only
+    sparse.memory = sparse.memory.with_tables_trainable(false);
+    let lazy = LazyAdamW::default();
+    let mut states = SparseTableStates::default();
+    let step = |m: Toy, raw: &[i64], states: &mut SparseTableStates| {
+        let (mut tables, batches) = m
+            .memory
+            .prepare_sparse(&[(raw, 4, 12)], GateMode::Learned, &device)
+            .unwrap();
+        let grads = loss_of(&m, &batches[0]).backward();
+        assert!(
+            m.memory.layers[0]
+                .multi_head_embedding
+                .weight
+                .val()
+                .grad(&grads)
+                .is_none(),
+            "no dense table gradient on the sparse path"
+        );
+        tables.accumulate(&grads);
+        let touched = tables.touched()[0].1;
+        drop(batches);
+        let mut m = m;
+        m.memory = m.memory.apply_sparse(tables, &lazy, states, lr);
+        (m, touched)
+    };
+    let (sparse, touched) = step(sparse, &raw, &mut states);
+
+    let (d, s) = (table(&dense), table(&sparse));
+    let rows = before.len() / dim;
+    let changed = (0..rows)
+        .filter(|r| (0..dim).any(|j| s[r * dim + j] != before[r * dim + j]))
+        .count();
+    assert!(
+        touched > 0 && touched < rows,
+        "{touched} of {rows} rows read"
+    );
+    assert_eq!(changed, touched, "exactly the rows read move");
+    for (i, (a, b)) in s.iter().zip(&d).enumerate() {
+        assert!((a - b).abs() < 1e-6, "table[{i}]: sparse {a}, dense {b}");
+    }
+
+    // a second step reading other rows moves exactly those rows: rows read only in step 1
+    // keep their value (dense AdamW would keep moving them with their momentum)
+    let other: Vec<i64> = raw.iter().map(|v| (v * 5 + 11) % VOCAB as i64).collect();
+    let (sparse, touched2) = step(sparse, &other, &mut states);
+    let after = table(&sparse);
+    let moved2: Vec<bool> = (0..rows)
+        .map(|r| (0..dim).any(|j| after[r * dim + j].to_bits() != s[r * dim + j].to_bits()))
+        .collect();
+    assert_eq!(moved2.iter().filter(|m| **m).count(), touched2);
+    let read_first = |r: usize| (0..dim).any(|j| s[r * dim + j] != before[r * dim + j]);
+    assert!(
+        (0..rows).any(|r| read_first(r) && !moved2[r]),
+        "some row read only in step 1 should keep its value"
+    );
+    // the restored tables train densely again
+    let memory = sparse.memory.with_tables_trainable(true);
+    assert!(
+        memory.layers[0]
+            .multi_head_embedding
+            .weight
+            .val()
+            .is_require_grad()
+    );
+}

@@ -3,10 +3,13 @@
 //! Hash ids depend on token ids only, so a data loader computes them ahead of the step that
 //! uses them ([`NgramHasher::hash`]) and the device never hashes.
 
+mod fastmod;
 mod numpy_rng;
+mod prefetch;
 mod primes;
 
 pub use numpy_rng::{NumpyGenerator, Pcg64, SeedSequence};
+pub use prefetch::HashPrefetcher;
 pub use primes::{is_prime, layer_head_sizes};
 
 use std::sync::Arc;
@@ -14,6 +17,7 @@ use std::sync::Arc;
 use rayon::prelude::*;
 use strength_reduce::StrengthReducedU64;
 
+use self::fastmod::FastMod;
 use crate::config::EngramConfig;
 use crate::error::{EngramError, Result};
 use crate::vocab::CompressedVocab;
@@ -23,6 +27,9 @@ pub const LAYER_SEED_STRIDE: u64 = 10_007;
 
 /// Below this many output ids a batch is hashed on the calling thread.
 const PARALLEL_MIN_IDS: usize = 1 << 15;
+
+/// Tokens per parallel task (rows are split too, so one long row still uses every thread).
+const CHUNK_TOKENS: usize = 256;
 
 /// The reference's hash multipliers of one layer: `2 * r + 1` with
 /// `r = default_rng(seed + 10007 * layer).integers(0, half, N)` and
@@ -58,6 +65,8 @@ pub struct LayerHashing {
     /// Table size (a prime) per head, n-gram-major: `(N-1) * H` entries.
     pub head_sizes: Vec<u64>,
     reducers: Vec<StrengthReducedU64>,
+    /// The vectorizable f64 reduction, when every prime is below 2^21.
+    fast: Option<FastMod>,
 }
 
 impl LayerHashing {
@@ -162,6 +171,7 @@ impl NgramHasher {
                         .iter()
                         .map(|&p| StrengthReducedU64::new(p))
                         .collect(),
+                    fast: FastMod::new(&head_sizes),
                     head_sizes,
                 }
             })
@@ -211,6 +221,40 @@ impl NgramHasher {
     /// compression unchanged, as in the reference; ids at or above the tokenizer vocabulary
     /// are an error.
     pub fn hash(&self, ids: &[i64], batch: usize, seq_len: usize) -> Result<HashIds> {
+        let mut out = HashIds {
+            batch: 0,
+            seq_len: 0,
+            heads: 0,
+            layers: Vec::new(),
+        };
+        self.hash_into(ids, batch, seq_len, &mut out)?;
+        Ok(out)
+    }
+
+    /// [`hash`](Self::hash) into `out`, reusing its buffers: a data loader that hashes batch
+    /// after batch into the same `HashIds` allocates (and page-faults) nothing once the buffers
+    /// are large enough. On error `out` is left unchanged.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), burn_engram::EngramError> {
+    /// use std::sync::Arc;
+    /// use burn_engram::{CompressedVocab, EngramConfig, NgramHasher};
+    /// let vocab = Arc::new(CompressedVocab::from_lookup((0..100).collect())?);
+    /// let cfg = EngramConfig { engram_vocab_size: vec![50, 30], layer_ids: vec![1], pad_id: 0,
+    ///     ..EngramConfig::default() };
+    /// let hasher = NgramHasher::new(&cfg, vocab)?;
+    /// let mut ids = hasher.hash(&[1, 2, 3, 4], 2, 2)?;
+    /// hasher.hash_into(&[5, 6, 7, 8, 9, 10], 1, 6, &mut ids)?;
+    /// assert_eq!(ids, hasher.hash(&[5, 6, 7, 8, 9, 10], 1, 6)?);
+    /// # Ok(()) }
+    /// ```
+    pub fn hash_into(
+        &self,
+        ids: &[i64],
+        batch: usize,
+        seq_len: usize,
+        out: &mut HashIds,
+    ) -> Result<()> {
         if batch == 0 || seq_len == 0 {
             return Err(EngramError::BadBatch(format!(
                 "a batch needs at least one row and one token, got [{batch}, {seq_len}]"
@@ -224,30 +268,26 @@ impl NgramHasher {
         }
         let compressed = self.vocab.compress(ids, seq_len)?;
         let heads = self.heads_per_layer();
-        let layers = self
-            .layers
-            .iter()
-            .map(|layer| {
-                let mut out = vec![0i64; batch * seq_len * heads];
-                let parallel = out.len() >= PARALLEL_MIN_IDS;
-                let rows = out
-                    .chunks_mut(seq_len * heads)
-                    .zip(compressed.chunks(seq_len));
-                if parallel {
-                    rows.par_bridge()
-                        .for_each(|(dst, src)| self.hash_row(layer, src, dst));
-                } else {
-                    rows.for_each(|(dst, src)| self.hash_row(layer, src, dst));
-                }
-                (layer.layer_id, out)
-            })
-            .collect();
-        Ok(HashIds {
-            batch,
-            seq_len,
-            heads,
-            layers,
-        })
+        let n = batch * seq_len * heads;
+        out.layers
+            .resize_with(self.layers.len(), || (0, Vec::new()));
+        for (layer, (layer_id, dst)) in self.layers.iter().zip(out.layers.iter_mut()) {
+            *layer_id = layer.layer_id;
+            if dst.len() != n {
+                dst.resize(n, 0); // every element is written below
+            }
+            if n >= PARALLEL_MIN_IDS {
+                dst.par_chunks_mut(CHUNK_TOKENS * heads)
+                    .enumerate()
+                    .for_each(|(i, d)| {
+                        self.hash_span(layer, &compressed, seq_len, i * CHUNK_TOKENS, d)
+                    });
+            } else {
+                self.hash_span(layer, &compressed, seq_len, 0, dst);
+            }
+        }
+        (out.batch, out.seq_len, out.heads) = (batch, seq_len, heads);
+        Ok(())
     }
 
     /// Hashes rows of equal length given as nested vectors (a `[B, T]` batch).
@@ -263,30 +303,103 @@ impl NgramHasher {
         self.hash(&flat, rows.len(), seq_len)
     }
 
-    /// One row: `src` holds T compressed ids, `dst` receives `T * (N-1) * H` hash ids.
-    fn hash_row(&self, layer: &LayerHashing, src: &[i64], dst: &mut [i64]) {
+    /// Hash ids of the flat tokens `first..first + dst.len() / heads` of the compressed
+    /// `[B, seq_len]` batch `src` (each row starts afresh), with the widest SIMD this CPU has.
+    fn hash_span(
+        &self,
+        layer: &LayerHashing,
+        src: &[i64],
+        seq_len: usize,
+        first: usize,
+        dst: &mut [i64],
+    ) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx512f")
+                && std::arch::is_x86_feature_detected!("avx512dq")
+            {
+                // SAFETY: the CPU has the features the function is compiled for.
+                return unsafe { self.hash_span_avx512(layer, src, seq_len, first, dst) };
+            }
+            if std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+            {
+                // SAFETY: as above.
+                return unsafe { self.hash_span_avx2(layer, src, seq_len, first, dst) };
+            }
+        }
+        self.hash_span_impl(layer, src, seq_len, first, dst)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx512dq,avx2,fma")]
+    unsafe fn hash_span_avx512(
+        &self,
+        layer: &LayerHashing,
+        src: &[i64],
+        seq_len: usize,
+        first: usize,
+        dst: &mut [i64],
+    ) {
+        self.hash_span_impl(layer, src, seq_len, first, dst)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn hash_span_avx2(
+        &self,
+        layer: &LayerHashing,
+        src: &[i64],
+        seq_len: usize,
+        first: usize,
+        dst: &mut [i64],
+    ) {
+        self.hash_span_impl(layer, src, seq_len, first, dst)
+    }
+
+    #[inline(always)]
+    fn hash_span_impl(
+        &self,
+        layer: &LayerHashing,
+        src: &[i64],
+        seq_len: usize,
+        first: usize,
+        dst: &mut [i64],
+    ) {
         let n = self.max_ngram_size;
+        let h = self.n_head;
         let heads = self.heads_per_layer();
-        let mut products = vec![0i64; n]; // one allocation per row, reused for every token
-        for (t, out) in dst.chunks_exact_mut(heads).enumerate() {
+        let mut products = vec![0i64; n]; // one allocation per span
+        let (mut row, mut t) = (first / seq_len, first % seq_len);
+        for out in dst.chunks_exact_mut(heads) {
+            let row_src = &src[row * seq_len..(row + 1) * seq_len];
             for (k, p) in products.iter_mut().enumerate() {
-                let token = if t >= k { src[t - k] } else { self.pad };
+                let token = if t >= k { row_src[t - k] } else { self.pad };
                 // No overflow for ids in 0..V: m < i64::MAX / V by construction.
                 *p = token.wrapping_mul(layer.multipliers[k]);
             }
             let mut mix = products[0];
             for order in 0..n - 1 {
                 mix ^= products[order + 1];
-                let base = order * self.n_head;
-                for j in 0..self.n_head {
-                    let h = base + j;
-                    out[h] = if mix >= 0 {
-                        (mix as u64 % layer.reducers[h]) as i64
-                    } else {
-                        // Only reachable with negative ids; numpy's % is a floor modulus.
-                        mix.rem_euclid(layer.head_sizes[h] as i64)
-                    };
+                let base = order * h;
+                let out = &mut out[base..base + h];
+                match &layer.fast {
+                    Some(fast) if mix >= 0 => fast.reduce(mix, base, out),
+                    _ => {
+                        for (j, o) in out.iter_mut().enumerate() {
+                            *o = if mix >= 0 {
+                                (mix as u64 % layer.reducers[base + j]) as i64
+                            } else {
+                                // Only reachable with negative ids; numpy's % is a floor modulus.
+                                mix.rem_euclid(layer.head_sizes[base + j] as i64)
+                            };
+                        }
+                    }
                 }
+            }
+            t += 1;
+            if t == seq_len {
+                (row, t) = (row + 1, 0);
             }
         }
     }

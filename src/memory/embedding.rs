@@ -19,9 +19,7 @@ pub struct MultiHeadEmbedding {
 impl MultiHeadEmbedding {
     /// `rows: [B, T, K]` global row indices -> `[B, T, K * head_dim]`.
     pub fn forward(&self, rows: Tensor<3, Int>) -> Tensor<3> {
-        let [b, t, k] = rows.dims();
-        let [_, d] = self.weight.dims();
-        embedding(self.weight.val(), rows.reshape([b, t * k])).reshape([b, t, k * d])
+        read_rows(self.weight.val(), rows)
     }
 
     /// Width of one head's row.
@@ -33,4 +31,11 @@ impl MultiHeadEmbedding {
     pub fn rows(&self) -> usize {
         self.weight.dims()[0]
     }
+}
+
+/// `rows: [B, T, K]` indices into `table: [R, d]` -> `[B, T, K * d]`.
+pub(crate) fn read_rows(table: Tensor<2>, rows: Tensor<3, Int>) -> Tensor<3> {
+    let [b, t, k] = rows.dims();
+    let [_, d] = table.dims();
+    embedding(table, rows.reshape([b, t * k])).reshape([b, t, k * d])
 }

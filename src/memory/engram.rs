@@ -170,7 +170,42 @@ impl Engram {
         rows: Tensor<3, Int>,
         mode: GateMode,
     ) -> Result<Tensor<4>> {
+        self.check_shapes(hidden.dims(), rows.dims())?;
+        Ok(self.forward_memory(hidden, self.read_memory(rows), mode))
+    }
+
+    /// [`forward`](Self::forward) reading the memory from `table` (`[U, head_dim]`, e.g. a
+    /// sub-table of this layer's touched rows, see [`crate::memory::SparseTables`]) at local
+    /// row indices `rows: [B, T, K]` instead of from the layer's own table.
+    pub fn forward_with_table(
+        &self,
+        hidden: Tensor<4>,
+        table: Tensor<2>,
+        rows: Tensor<3, Int>,
+        mode: GateMode,
+    ) -> Result<Tensor<4>> {
         let [b, t, g, d] = hidden.dims();
+        self.check_shapes([b, t, g, d], rows.dims())?;
+        let [_, td] = table.dims();
+        if td != self.multi_head_embedding.head_dim() {
+            return Err(EngramError::ShapeMismatch {
+                what: "Engram sub-table",
+                expected: format!("[U, {}]", self.multi_head_embedding.head_dim()),
+                got: table.dims().to_vec(),
+            });
+        }
+        let memory = super::embedding::read_rows(table, rows);
+        Ok(self.forward_memory(hidden, memory, mode))
+    }
+
+    fn forward_memory(&self, hidden: Tensor<4>, memory: Tensor<3>, mode: GateMode) -> Tensor<4> {
+        let gates = self.gate.forward(memory.clone(), hidden, mode); // [B, T, G, 1]
+        let value = self.value_proj.forward(memory).unsqueeze_dim::<4>(2); // [B, T, 1, D]
+        let value = gates * value; // [B, T, G, D]
+        value.clone() + self.short_conv.forward(value)
+    }
+
+    fn check_shapes(&self, [b, t, g, d]: [usize; 4], [rb, rt, rk]: [usize; 3]) -> Result<()> {
         if g != self.groups() || d != self.hidden_size() || b == 0 || t == 0 {
             return Err(EngramError::ShapeMismatch {
                 what: "Engram hidden states",
@@ -182,7 +217,6 @@ impl Engram {
                 got: vec![b, t, g, d],
             });
         }
-        let [rb, rt, rk] = rows.dims();
         if rb != b || rt != t || rk != self.heads() {
             return Err(EngramError::ShapeMismatch {
                 what: "Engram hash rows",
@@ -190,10 +224,6 @@ impl Engram {
                 got: vec![rb, rt, rk],
             });
         }
-        let memory = self.read_memory(rows);
-        let gates = self.gate.forward(memory.clone(), hidden, mode); // [B, T, G, 1]
-        let value = self.value_proj.forward(memory).unsqueeze_dim::<4>(2); // [B, T, 1, D]
-        let value = gates * value; // [B, T, G, D]
-        Ok(value.clone() + self.short_conv.forward(value))
+        Ok(())
     }
 }

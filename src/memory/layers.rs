@@ -53,10 +53,13 @@ pub struct EngramLayers {
 /// for this step. Made by [`EngramLayers::upload`] or [`EngramLayers::prepare`].
 #[derive(Debug, Clone)]
 pub struct EngramBatch {
-    rows: Vec<(usize, Tensor<3, Int>)>,
-    gate: GateMode,
-    batch: usize,
-    seq_len: usize,
+    pub(crate) rows: Vec<(usize, Tensor<3, Int>)>,
+    /// Sparse-update batches only: per layer, the sub-table of touched rows that `rows`
+    /// index (see [`crate::memory::SparseTables`]).
+    pub(crate) tables: Vec<(usize, Tensor<2>)>,
+    pub(crate) gate: GateMode,
+    pub(crate) batch: usize,
+    pub(crate) seq_len: usize,
 }
 
 impl EngramBatch {
@@ -182,6 +185,26 @@ impl EngramLayers {
     /// Uploads hash ids as global table rows (hash id + head offset) to `device`.
     pub fn upload(&self, ids: &HashIds, device: &Device) -> Result<EngramBatch> {
         let rows = self
+            .global_rows(ids)?
+            .into_iter()
+            .map(|(layer_id, global)| {
+                let data = TensorData::new(global, [ids.batch, ids.seq_len, ids.heads]);
+                (layer_id, Tensor::<3, Int>::from_data(data, device))
+            })
+            .collect();
+        Ok(EngramBatch {
+            rows,
+            tables: Vec::new(),
+            gate: GateMode::Learned,
+            batch: ids.batch,
+            seq_len: ids.seq_len,
+        })
+    }
+
+    /// Checks hash ids against every layer and turns them into global table rows (hash id +
+    /// head offset), row-major `[B, T, K]`, per layer in configured order.
+    pub(crate) fn global_rows(&self, ids: &HashIds) -> Result<Vec<(usize, Vec<i32>)>> {
+        self
             .hasher
             .layers()
             .iter()
@@ -225,16 +248,9 @@ impl EngramLayers {
                         tok.iter().zip(&offsets).map(|(&h, &o)| (h + o as i64) as i32)
                     })
                     .collect();
-                let data = TensorData::new(global, [ids.batch, ids.seq_len, ids.heads]);
-                Ok((lh.layer_id, Tensor::<3, Int>::from_data(data, device)))
+                Ok((lh.layer_id, global))
             })
-            .collect::<Result<_>>()?;
-        Ok(EngramBatch {
-            rows,
-            gate: GateMode::Learned,
-            batch: ids.batch,
-            seq_len: ids.seq_len,
-        })
+            .collect()
     }
 
     /// [`hash`](Self::hash) then [`upload`](Self::upload).
@@ -264,7 +280,12 @@ impl EngramLayers {
         let rows = batch.rows(layer_id).ok_or_else(|| {
             EngramError::BadBatch(format!("the batch holds no hash rows for layer {layer_id}"))
         })?;
-        engram.forward(hidden, rows.clone(), batch.gate)
+        match batch.tables.iter().find(|(l, _)| *l == layer_id) {
+            Some((_, table)) => {
+                engram.forward_with_table(hidden, table.clone(), rows.clone(), batch.gate)
+            }
+            None => engram.forward(hidden, rows.clone(), batch.gate),
+        }
     }
 
     /// `hidden + engram(hidden)` at configured layers, `hidden` unchanged elsewhere, for

@@ -8,6 +8,7 @@ mod gate;
 mod init;
 mod layers;
 mod schedule;
+mod sparse;
 
 pub use conv::ShortConv;
 pub use embedding::MultiHeadEmbedding;
@@ -16,5 +17,6 @@ pub use gate::ContextGate;
 pub use init::{EngramInit, InitOptions};
 pub use layers::{EngramBatch, EngramLayers};
 pub use schedule::{GateMode, GateSchedule};
+pub use sparse::{SparseTableStates, SparseTables, TouchedRows};
 
 pub(crate) use init::{LayerDims, LayerWeights};

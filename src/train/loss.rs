@@ -6,7 +6,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use crate::data::dataset::Batch;
 use crate::error::Result;
-use crate::memory::GateMode;
+use crate::memory::{EngramBatch, EngramLayers, GateMode};
 use crate::models::qwen3::{Qwen3Engram, Qwen3ForCausalLM};
 
 /// A model whose added parameters the trainer updates.
@@ -14,6 +14,30 @@ pub trait TrainableLm: Module + Sized {
     /// Logits `[B, T, vocab]` of a padded host batch, with the Engram gate in `gate` mode
     /// (ignored by models without Engram).
     fn batch_logits(&self, batch: &Batch, gate: GateMode, device: &Device) -> Result<Tensor<3>>;
+
+    /// The model's Engram layers, for sparse table updates
+    /// ([`TableUpdate::Sparse`](super::TableUpdate)); `None` (the default) for models without.
+    fn engram_layers(&self) -> Option<&EngramLayers> {
+        None
+    }
+
+    /// The model with its Engram layers replaced by `f(layers)`; models without Engram
+    /// return themselves (the default).
+    fn map_engram_layers(self, f: impl FnOnce(EngramLayers) -> EngramLayers) -> Self {
+        let _ = f;
+        self
+    }
+
+    /// [`batch_logits`](Self::batch_logits) reading Engram memory from a prepared batch (the
+    /// sparse path's sub-tables); models without Engram ignore it (the default).
+    fn batch_logits_with(
+        &self,
+        batch: &Batch,
+        engram: &EngramBatch,
+        device: &Device,
+    ) -> Result<Tensor<3>> {
+        self.batch_logits(batch, engram.gate(), device)
+    }
 }
 
 fn int2(data: &[i64], b: usize, t: usize, device: &Device) -> Tensor<2, Int> {
@@ -38,6 +62,26 @@ impl TrainableLm for Qwen3Engram {
             .prepare(&batch.ids, batch.batch, batch.seq_len, device)?
             .with_gate(gate);
         self.forward(ids, Some(mask), &hashes)
+    }
+
+    fn engram_layers(&self) -> Option<&EngramLayers> {
+        Some(&self.engram)
+    }
+
+    fn map_engram_layers(mut self, f: impl FnOnce(EngramLayers) -> EngramLayers) -> Self {
+        self.engram = f(self.engram);
+        self
+    }
+
+    fn batch_logits_with(
+        &self,
+        batch: &Batch,
+        engram: &EngramBatch,
+        device: &Device,
+    ) -> Result<Tensor<3>> {
+        let ids = int2(&batch.ids, batch.batch, batch.seq_len, device);
+        let mask = int2(&batch.attention_mask, batch.batch, batch.seq_len, device);
+        self.forward(ids, Some(mask), engram)
     }
 }
 

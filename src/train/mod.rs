@@ -2,8 +2,10 @@
 
 mod checkpoint;
 mod clip;
+mod lazy_adam;
 mod loss;
 mod schedule;
+mod sparse_step;
 mod trainer;
 
 pub use checkpoint::{
@@ -11,6 +13,7 @@ pub use checkpoint::{
     save_checkpoint,
 };
 pub use clip::{clip_global_norm, global_grad_norm};
+pub use lazy_adam::{LazyAdamState, LazyAdamW, TableUpdate};
 pub use loss::{TrainableLm, token_loss_sum};
 pub use schedule::CosineSchedule;
 pub use trainer::{StepMetrics, TrainConfig, eval_loss, train};

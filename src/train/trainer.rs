@@ -15,8 +15,10 @@ use serde::{Deserialize, Serialize};
 
 use super::checkpoint::{CheckpointConfig, latest_checkpoint, load_checkpoint, save_checkpoint};
 use super::clip::clip_global_norm;
+use super::lazy_adam::TableUpdate;
 use super::loss::{TrainableLm, token_loss_sum};
 use super::schedule::CosineSchedule;
+use super::sparse_step::SparseUpdater;
 use crate::data::dataset::{StudyData, make_batch};
 use crate::error::{EngramError, Result};
 use crate::memory::{GateMode, GateSchedule};
@@ -60,6 +62,9 @@ pub struct TrainConfig {
     pub seed: u64,
     /// The Engram gate schedule (ignored for LoRA).
     pub gate: GateSchedule,
+    /// How the Engram tables are updated: dense AdamW (the study, default) or lazy AdamW on
+    /// the rows each step reads ([`TableUpdate::Sparse`]: no checkpoints or clipping yet).
+    pub table_update: TableUpdate,
 }
 
 impl Default for TrainConfig {
@@ -81,6 +86,7 @@ impl Default for TrainConfig {
             eval_every: 0,
             seed: 42,
             gate: GateSchedule::default(),
+            table_update: TableUpdate::Dense,
         }
     }
 }
@@ -180,6 +186,10 @@ pub fn train<M: TrainableLm>(
     if let Some(wd) = cfg.table_weight_decay {
         optim = optim.with_group(tables.clone(), adamw(wd).build(), None);
     }
+    let mut sparse = SparseUpdater::new(cfg, &model, checkpoints.is_some())?;
+    if sparse.is_some() {
+        model = model.map_engram_layers(|l| l.with_tables_trainable(false));
+    }
     let mut start_step = 0;
     if let Some(c) = checkpoints.filter(|c| c.resume)
         && let Some(path) = latest_checkpoint(&c.dir)?
@@ -221,8 +231,15 @@ pub fn train<M: TrainableLm>(
             let gate = cfg.gate.at(step);
             let mut accumulator = GradientsAccumulator::<M>::new();
             let mut loss_sum = 0.0f64;
-            for batch in &batches {
-                let logits = model.batch_logits(batch, gate, device)?;
+            let mut sparse_step = match &sparse {
+                Some(s) => Some(s.prepare(&model, &batches, gate, device)?),
+                None => None,
+            };
+            for (i, batch) in batches.iter().enumerate() {
+                let logits = match &sparse_step {
+                    Some(s) => model.batch_logits_with(batch, s.batch(i), device)?,
+                    None => model.batch_logits(batch, gate, device)?,
+                };
                 let loss = token_loss_sum(logits, batch).div_scalar(tokens as f64);
                 let value = loss.clone().into_scalar::<f32>() as f64;
                 if !value.is_finite() {
@@ -232,8 +249,11 @@ pub fn train<M: TrainableLm>(
                     )));
                 }
                 loss_sum += value;
-                accumulator
-                    .accumulate(&model, GradientsParams::from_grads(loss.backward(), &model));
+                let grads = loss.backward();
+                if let Some(s) = &mut sparse_step {
+                    s.accumulate(&grads);
+                }
+                accumulator.accumulate(&model, GradientsParams::from_grads(grads, &model));
             }
             let lr = cfg.lr * schedule.factor(step);
             let mut grads = accumulator.grads();
@@ -256,6 +276,9 @@ pub fn train<M: TrainableLm>(
                 lr.into()
             };
             model = optim.step(lr_module, model, grads);
+            if let (Some(s), Some(step)) = (&mut sparse, sparse_step) {
+                model = s.apply(model, step, lr);
+            }
             step += 1;
             if let Some(c) = checkpoints
                 && c.every > 0
@@ -291,6 +314,9 @@ pub fn train<M: TrainableLm>(
             on_step(&m);
             metrics.push(m);
         }
+    }
+    if sparse.is_some() {
+        model = model.map_engram_layers(|l| l.with_tables_trainable(true));
     }
     Ok((model, metrics))
 }

@@ -1,0 +1,248 @@
+//! Sparse-row training of the Engram tables: read the rows a step touches through a small
+//! gradient-tracking sub-table instead of the whole table.
+//!
+//! Burn's embedding backward builds a dense gradient of the whole table (REFERENCE §5), so a
+//! step would cost O(table rows) however few rows it reads. Here the step's distinct rows are
+//! gathered once outside autodiff into a `[U, head_dim]` leaf that requires a gradient; the
+//! forward reads that leaf at local indices, so backward produces a `[U, head_dim]` gradient
+//! (duplicate reads summed by the embedding backward), and
+//! [`LazyAdamW`](crate::train::LazyAdamW) writes the U updated rows back.
+
+use burn::module::Param;
+use burn::tensor::{Device, Gradients, Int, Tensor, TensorData};
+use rayon::prelude::*;
+
+use super::layers::{EngramBatch, EngramLayers};
+use super::schedule::GateMode;
+use crate::error::{EngramError, Result};
+use crate::hashing::HashIds;
+use crate::train::{LazyAdamState, LazyAdamW};
+
+/// The distinct rows of a list of row indices, and where each index sits among them.
+///
+/// ```
+/// use burn_engram::memory::TouchedRows;
+/// let t = TouchedRows::new(&[7, 3, 7, 9, 3]);
+/// assert_eq!(t.unique(), &[3, 7, 9]);
+/// assert_eq!(t.local(), &[1, 0, 1, 2, 0]);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TouchedRows {
+    unique: Vec<i32>,
+    local: Vec<i32>,
+}
+
+impl TouchedRows {
+    /// Sorts and dedupes `rows` (row indices, `>= 0`); O(n log n) in the number of indices, independent of the
+    /// table size (one parallel sort of `(row, position)` pairs and one pass over them).
+    pub fn new(rows: &[i32]) -> Self {
+        let mut pairs: Vec<u64> = rows
+            .par_iter()
+            .enumerate()
+            .map(|(i, &r)| ((r as u32 as u64) << 32) | i as u64)
+            .collect();
+        pairs.par_sort_unstable();
+        let mut unique = Vec::new();
+        let mut local = vec![0i32; rows.len()];
+        for p in pairs {
+            let row = (p >> 32) as u32 as i32;
+            if unique.last() != Some(&row) {
+                unique.push(row);
+            }
+            local[(p & 0xFFFF_FFFF) as usize] = unique.len() as i32 - 1;
+        }
+        Self { unique, local }
+    }
+
+    /// The distinct rows, ascending.
+    pub fn unique(&self) -> &[i32] {
+        &self.unique
+    }
+
+    /// For each input index, its position in [`unique`](Self::unique).
+    pub fn local(&self) -> &[i32] {
+        &self.local
+    }
+}
+
+/// One layer's touched rows in a step: their global indices, the gradient-tracking sub-table
+/// read by the forward, and the gradient summed over the step's backward passes.
+#[derive(Debug, Clone)]
+struct SparseLayer {
+    layer_id: usize,
+    rows: Tensor<1, Int>,
+    leaf: Tensor<2>,
+    grad: Option<Tensor<2>>,
+}
+
+/// The sub-tables of one optimizer step (all its micro-batches), made by
+/// [`EngramLayers::prepare_sparse`]: call [`accumulate`](Self::accumulate) after each
+/// backward pass, then [`EngramLayers::apply_sparse`].
+#[derive(Debug, Clone)]
+pub struct SparseTables {
+    layers: Vec<SparseLayer>,
+}
+
+impl SparseTables {
+    /// Adds the sub-tables' gradients of one backward pass.
+    pub fn accumulate(&mut self, grads: &Gradients) {
+        for l in &mut self.layers {
+            if let Some(g) = l.leaf.grad(grads) {
+                l.grad = Some(match l.grad.take() {
+                    Some(acc) => acc + g,
+                    None => g,
+                });
+            }
+        }
+    }
+
+    /// Distinct rows touched per layer, `(layer_id, rows)`.
+    pub fn touched(&self) -> Vec<(usize, usize)> {
+        self.layers
+            .iter()
+            .map(|l| (l.layer_id, l.rows.dims()[0]))
+            .collect()
+    }
+}
+
+/// Lazy-Adam state of every table of an [`EngramLayers`], in configured layer order.
+#[derive(Debug, Clone, Default)]
+pub struct SparseTableStates {
+    states: Vec<Option<LazyAdamState>>,
+}
+
+impl EngramLayers {
+    /// Hashes the micro-batches of one optimizer step (`(token ids, batch, seq_len)` each),
+    /// gathers the distinct table rows they read (per layer, over the whole step) into
+    /// gradient-tracking sub-tables on `device` (an autodiff device), and returns the
+    /// sub-tables plus one [`EngramBatch`] per micro-batch that reads them. The tables of
+    /// `self` should not require gradients (see [`with_tables_trainable`](Self::with_tables_trainable)).
+    pub fn prepare_sparse(
+        &self,
+        micro_batches: &[(&[i64], usize, usize)],
+        gate: GateMode,
+        device: &Device,
+    ) -> Result<(SparseTables, Vec<EngramBatch>)> {
+        if micro_batches.is_empty() {
+            return Err(EngramError::BadBatch(
+                "a sparse step needs at least one micro-batch".into(),
+            ));
+        }
+        let hashed = micro_batches
+            .iter()
+            .map(|(ids, b, t)| {
+                let h = self.hash(ids, *b, *t)?;
+                let rows = self.global_rows(&h)?;
+                Ok((h, rows))
+            })
+            .collect::<Result<Vec<(HashIds, _)>>>()?;
+        let mut layers = Vec::with_capacity(self.layers.len());
+        let mut locals: Vec<Vec<(usize, Tensor<3, Int>)>> = vec![Vec::new(); hashed.len()];
+        for (i, engram) in self.layers.iter().enumerate() {
+            let all: Vec<i32> = hashed
+                .iter()
+                .flat_map(|(_, rows)| rows[i].1.iter().copied())
+                .collect();
+            let touched = TouchedRows::new(&all);
+            let layer_id = hashed[0].1[i].0;
+            let mut start = 0;
+            for (j, (h, _)) in hashed.iter().enumerate() {
+                let n = h.batch * h.seq_len * h.heads;
+                let local = touched.local()[start..start + n].to_vec();
+                start += n;
+                let data = TensorData::new(local, [h.batch, h.seq_len, h.heads]);
+                locals[j].push((layer_id, Tensor::from_data(data, device)));
+            }
+            let u = touched.unique().len();
+            let rows = Tensor::<1, Int>::from_data(
+                TensorData::new(touched.unique().to_vec(), [u]),
+                device,
+            );
+            let leaf = engram
+                .multi_head_embedding
+                .weight
+                .val()
+                .inner()
+                .select(0, rows.clone().inner())
+                .autodiff()
+                .require_grad();
+            layers.push(SparseLayer {
+                layer_id,
+                rows,
+                leaf,
+                grad: None,
+            });
+        }
+        let batches = hashed
+            .iter()
+            .zip(locals)
+            .map(|((h, _), rows)| EngramBatch {
+                rows,
+                tables: layers
+                    .iter()
+                    .map(|l| (l.layer_id, l.leaf.clone()))
+                    .collect(),
+                gate,
+                batch: h.batch,
+                seq_len: h.seq_len,
+            })
+            .collect();
+        Ok((SparseTables { layers }, batches))
+    }
+
+    /// Applies one [`LazyAdamW`] step with learning rate `lr` to the rows of `tables` that
+    /// received a gradient, updating `states` (start from `SparseTableStates::default()`).
+    /// Rows not touched by the step are left bit-identical.
+    ///
+    /// # Panics
+    ///
+    /// If `tables` was prepared by different layers (another configuration): its rows would
+    /// not address these tables. Prepare and apply with the same `EngramLayers`.
+    pub fn apply_sparse(
+        mut self,
+        tables: SparseTables,
+        optim: &LazyAdamW,
+        states: &mut SparseTableStates,
+        lr: f64,
+    ) -> Self {
+        states.states.resize(self.layers.len(), None);
+        let ids: Vec<usize> = tables.layers.iter().map(|l| l.layer_id).collect();
+        assert_eq!(
+            ids,
+            self.config().layer_ids,
+            "sparse tables prepared for layers {ids:?}, applied to layers {:?}",
+            self.config().layer_ids
+        );
+        for (i, l) in tables.layers.into_iter().enumerate() {
+            let Some(grad) = l.grad else { continue };
+            // the sub-table is a copy of the rows (not a view of the table): its values are
+            // the rows' current values
+            let values = l.leaf.inner();
+            let state = states.states[i].take();
+            let engram = &mut self.layers[i];
+            let weight = std::mem::replace(
+                &mut engram.multi_head_embedding.weight,
+                Param::from_tensor(Tensor::empty([0, 0], &grad.device())),
+            );
+            let mut new_state = None;
+            engram.multi_head_embedding.weight = weight.map(|t| {
+                let (t, s) = optim.step_with_values(lr, t, l.rows, values, grad, state);
+                new_state = Some(s);
+                t
+            });
+            states.states[i] = new_state;
+        }
+        self
+    }
+
+    /// Sets whether the tables (`multi_head_embedding.weight`) require gradients. Sparse
+    /// training turns them off so that no dense table gradient is built and the dense
+    /// optimizer leaves them alone; the other Engram parameters are untouched.
+    pub fn with_tables_trainable(mut self, trainable: bool) -> Self {
+        for engram in &mut self.layers {
+            let weight = engram.multi_head_embedding.weight.clone();
+            engram.multi_head_embedding.weight = weight.set_require_grad(trainable);
+        }
+        self
+    }
+}

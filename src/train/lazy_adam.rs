@@ -1,0 +1,294 @@
+//! Lazy AdamW: Adam moments and the parameter updated only on the rows a step touched.
+
+use burn::tensor::{IndexingUpdateOp, Int, Tensor};
+use serde::{Deserialize, Serialize};
+
+/// How the trainer updates the Engram tables (`multi_head_embedding.weight`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TableUpdate {
+    /// Burn's AdamW on the dense gradient of the whole table: every row's moments decay and
+    /// every row is updated on every step (exactly what the study's PyTorch AdamW did). Cost
+    /// grows with the table size.
+    #[default]
+    Dense,
+    /// [`LazyAdamW`] on the rows the step's batches read (lazy Adam, as torch's `SparseAdam`):
+    /// cost grows with the rows touched, not with the table size. Rows not read in a step keep
+    /// their value and their moments.
+    Sparse,
+}
+
+/// AdamW restricted to the touched rows of a table ("lazy Adam").
+///
+/// For the touched rows `r`, with the summed gradient `g_r` of the step and the table's step
+/// count `t` (incremented on every step, touched rows or not, as torch's `SparseAdam`):
+///
+/// ```text
+/// m_r = beta1 * m_r + (1 - beta1) * g_r
+/// v_r = beta2 * v_r + (1 - beta2) * g_r^2
+/// w_r = w_r * (1 - lr * weight_decay) - lr * (m_r / (1 - beta1^t)) / (sqrt(v_r / (1 - beta2^t)) + eps)
+/// ```
+///
+/// This is Burn's [`AdamW`](burn::optim::AdamW) arithmetic, op for op, so a step that touches
+/// every row gives Burn's dense update. Untouched rows are left bit-identical: no moment decay,
+/// no weight decay (the dense path decays every row every step, which is where the two differ).
+/// Weight decay is decoupled, as in AdamW; torch's `SparseAdam` has none.
+///
+/// ```
+/// use burn::tensor::{Device, Int, Tensor};
+/// use burn_engram::train::LazyAdamW;
+///
+/// let device = Device::default();
+/// let table = Tensor::<2>::ones([4, 2], &device);
+/// let rows = Tensor::<1, Int>::from_data([1, 3], &device);
+/// let grad = Tensor::<2>::from_data([[1.0, -1.0], [2.0, 0.5]], &device);
+/// let (table, state) = LazyAdamW::default().step(1e-2, table, rows, grad, None);
+/// let w = table.into_data().try_to_vec::<f32>().unwrap();
+/// assert_eq!(&w[..2], &[1.0, 1.0]); // row 0 untouched
+/// assert!((w[2] - 0.99).abs() < 1e-6); // Adam's first step moves by lr * sign(g)
+/// assert_eq!(state.time, 1);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct LazyAdamW {
+    /// First-moment decay.
+    pub beta1: f32,
+    /// Second-moment decay.
+    pub beta2: f32,
+    /// Added to the denominator.
+    pub eps: f32,
+    /// Decoupled weight decay, applied to touched rows only.
+    pub weight_decay: f32,
+}
+
+impl Default for LazyAdamW {
+    /// The study's AdamW: betas (0.9, 0.95), eps 1e-8, no weight decay.
+    fn default() -> Self {
+        Self {
+            beta1: 0.9,
+            beta2: 0.95,
+            eps: 1e-8,
+            weight_decay: 0.0,
+        }
+    }
+}
+
+/// The moments of one table and its step count. The two moments of a row sit side by side
+/// (`[rows, 2 * dim]`: `m` then `v`), so a step reads and writes each touched row's state in
+/// one random access instead of two.
+#[derive(Debug, Clone)]
+pub struct LazyAdamState {
+    /// `[rows, 2 * dim]`: first moments in columns `..dim`, second moments in `dim..`.
+    pub moments: Tensor<2>,
+    /// Steps taken.
+    pub time: u32,
+}
+
+impl LazyAdamState {
+    /// First moments, `[rows, dim]`.
+    pub fn moment1(&self) -> Tensor<2> {
+        let [_, w] = self.moments.dims();
+        self.moments.clone().narrow(1, 0, w / 2)
+    }
+
+    /// Second moments, `[rows, dim]`.
+    pub fn moment2(&self) -> Tensor<2> {
+        let [_, w] = self.moments.dims();
+        self.moments.clone().narrow(1, w / 2, w / 2)
+    }
+}
+
+impl LazyAdamW {
+    /// One step on `table` (`[rows, dim]`) for the distinct row indices `rows` (`[U]`) and their
+    /// summed gradients `grad` (`[U, dim]`); `state` is `None` on the first step. Returns the
+    /// updated table and state.
+    ///
+    /// The table and the moments are updated in place where the backend can (Burn's
+    /// `select_assign` on a tensor nobody else holds), so a step costs O(U * dim), not
+    /// O(rows * dim). Indices must be distinct and inside the table (the callers build them
+    /// with [`crate::memory::TouchedRows`]). Autodiff tensors are accepted; the result keeps
+    /// the table's autodiff association and tracks no gradient.
+    pub fn step(
+        &self,
+        lr: f64,
+        table: Tensor<2>,
+        rows: Tensor<1, Int>,
+        grad: Tensor<2>,
+        state: Option<LazyAdamState>,
+    ) -> (Tensor<2>, LazyAdamState) {
+        let values = table.clone().inner().select(0, rows.clone().inner());
+        self.step_with_values(lr, table, rows, values, grad, state)
+    }
+
+    /// [`step`](Self::step) when the current values of the touched rows are at hand (`values`,
+    /// `[U, dim]`, e.g. the sub-table the forward read): saves one gather from the table.
+    pub fn step_with_values(
+        &self,
+        lr: f64,
+        table: Tensor<2>,
+        rows: Tensor<1, Int>,
+        values: Tensor<2>,
+        grad: Tensor<2>,
+        state: Option<LazyAdamState>,
+    ) -> (Tensor<2>, LazyAdamState) {
+        let autodiff = table.is_autodiff();
+        let table = table.inner();
+        let (values, grad, rows) = (values.inner(), grad.inner(), rows.inner());
+        let [n, dim] = table.dims();
+        let mut state = state.unwrap_or_else(|| LazyAdamState {
+            moments: Tensor::zeros([n, 2 * dim], &table.device()),
+            time: 0,
+        });
+        state.time += 1;
+        let (b1, b2) = (self.beta1, self.beta2);
+        let mv = state.moments.clone().select(0, rows.clone());
+        let m = mv.clone().narrow(1, 0, dim).mul_scalar(b1) + grad.clone().mul_scalar(1.0 - b1);
+        let v = mv.narrow(1, dim, dim).mul_scalar(b2) + grad.square().mul_scalar(1.0 - b2);
+        let t = state.time as i32;
+        let m_hat = m.clone().div_scalar(1f32 - b1.powi(t));
+        let v_hat = v.clone().div_scalar(1f32 - b2.powi(t));
+        let delta = m_hat.div(v_hat.sqrt().add_scalar(self.eps));
+        let decay = lr * self.weight_decay as f64;
+        let w = if decay == 0.0 {
+            values
+        } else {
+            values.mul_scalar(1.0 - decay)
+        } - delta.mul_scalar(lr);
+        let assign = IndexingUpdateOp::Assign;
+        state.moments =
+            state
+                .moments
+                .select_assign(0, rows.clone(), Tensor::cat(vec![m, v], 1), assign);
+        let table = table.select_assign(0, rows, w, assign);
+        let table = if autodiff { table.autodiff() } else { table };
+        (table, state)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::optim::{AdamWConfig, Optimizer};
+    use burn::tensor::{Device, Int, Tensor, TensorData};
+
+    use super::*;
+
+    fn t2(v: &[f32], rows: usize, dev: &Device) -> Tensor<2> {
+        Tensor::from_data(TensorData::new(v.to_vec(), [rows, v.len() / rows]), dev)
+    }
+
+    fn idx(v: &[i32], dev: &Device) -> Tensor<1, Int> {
+        Tensor::from_data(TensorData::new(v.to_vec(), [v.len()]), dev)
+    }
+
+    fn host(t: Tensor<2>) -> Vec<f32> {
+        t.into_data().try_to_vec::<f32>().unwrap()
+    }
+
+    /// Lazy AdamW by hand, in f64, for comparison.
+    struct Hand {
+        w: Vec<f64>,
+        m: Vec<f64>,
+        v: Vec<f64>,
+        t: i32,
+    }
+
+    impl Hand {
+        fn step(&mut self, o: &LazyAdamW, lr: f64, rows: &[i32], g: &[f32], dim: usize) {
+            self.t += 1;
+            let (b1, b2) = (o.beta1 as f64, o.beta2 as f64);
+            for (i, &r) in rows.iter().enumerate() {
+                for d in 0..dim {
+                    let (j, gi) = (r as usize * dim + d, g[i * dim + d] as f64);
+                    self.m[j] = b1 * self.m[j] + (1.0 - b1) * gi;
+                    self.v[j] = b2 * self.v[j] + (1.0 - b2) * gi * gi;
+                    let mh = self.m[j] / (1.0 - b1.powi(self.t));
+                    let vh = self.v[j] / (1.0 - b2.powi(self.t));
+                    self.w[j] = self.w[j] * (1.0 - lr * o.weight_decay as f64)
+                        - lr * mh / (vh.sqrt() + o.eps as f64);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn touched_rows_follow_lazy_adam_and_the_rest_is_bit_identical() {
+        let dev = Device::default();
+        let (rows, dim) = (6, 3);
+        let w0: Vec<f32> = (0..rows * dim).map(|i| (i as f32 * 0.37).sin()).collect();
+        let o = LazyAdamW {
+            weight_decay: 0.1,
+            ..LazyAdamW::default()
+        };
+        let mut hand = Hand {
+            w: w0.iter().map(|&x| x as f64).collect(),
+            m: vec![0.0; rows * dim],
+            v: vec![0.0; rows * dim],
+            t: 0,
+        };
+        let mut table = t2(&w0, rows, &dev);
+        let mut state = None;
+        // three steps; row 0 and row 5 are never touched, row 3 in every step
+        let steps: [(&[i32], [f32; 6]); 3] = [
+            (&[1, 3], [0.5, -1.0, 2.0, 0.1, 0.0, -0.3]),
+            (&[3, 4], [-0.2, 0.4, 1.5, 3.0, -2.0, 0.25]),
+            (&[2, 3], [1e-3, -1e-3, 0.7, -0.9, 0.6, 0.05]),
+        ];
+        for (i, (r, g)) in steps.iter().enumerate() {
+            let lr = 0.05 / (i + 1) as f64;
+            let (t, s) = o.step(lr, table, idx(r, &dev), t2(g, r.len(), &dev), state);
+            (table, state) = (t, Some(s));
+            hand.step(&o, lr, r, g, dim);
+        }
+        let got = host(table);
+        for (j, (&g, &h)) in got.iter().zip(&hand.w).enumerate() {
+            let row = j / dim;
+            if row == 0 || row == 5 {
+                assert_eq!(g.to_bits(), w0[j].to_bits(), "untouched row {row} changed");
+            } else {
+                assert!((g as f64 - h).abs() < 1e-6, "w[{j}] = {g}, by hand {h}");
+            }
+        }
+        let state = state.unwrap();
+        assert_eq!(state.time, 3);
+        let m = host(state.moment1());
+        assert!(m[..dim].iter().chain(&m[5 * dim..]).all(|&x| x == 0.0));
+        for (j, (&g, &h)) in m.iter().zip(&hand.m).enumerate() {
+            assert!((g as f64 - h).abs() < 1e-6, "m[{j}] = {g}, by hand {h}");
+        }
+    }
+
+    #[test]
+    fn touching_every_row_is_burns_dense_adamw() {
+        let dev = Device::default();
+        let (rows, dim) = (4, 5);
+        let w0: Vec<f32> = (0..rows * dim).map(|i| (i as f32 * 0.61).cos()).collect();
+        let lazy = LazyAdamW {
+            beta1: 0.9,
+            beta2: 0.95,
+            eps: 1e-8,
+            weight_decay: 0.005,
+        };
+        let dense = AdamWConfig::new()
+            .with_beta_1(0.9)
+            .with_beta_2(0.95)
+            .with_epsilon(1e-8)
+            .with_weight_decay(0.005)
+            .build();
+        let all = [0, 1, 2, 3];
+        let (mut a, mut b) = (t2(&w0, rows, &dev), t2(&w0, rows, &dev));
+        let (mut sa, mut sb) = (None, None);
+        for step in 0..3 {
+            let g: Vec<f32> = (0..rows * dim)
+                .map(|i| ((i * 7 + step * 3) as f32 * 0.3).sin())
+                .collect();
+            let lr = 1e-2 * (step + 1) as f64;
+            let (ta, s) = lazy.step(lr, a, idx(&all, &dev), t2(&g, rows, &dev), sa);
+            (a, sa) = (ta, Some(s));
+            let (tb, s) = Optimizer::step(&dense, lr, b, t2(&g, rows, &dev), sb);
+            (b, sb) = (tb, s);
+        }
+        let (a, b) = (host(a), host(b));
+        for (j, (x, y)) in a.iter().zip(&b).enumerate() {
+            assert!((x - y).abs() <= 1e-7, "w[{j}]: lazy {x}, dense {y}");
+        }
+    }
+}
