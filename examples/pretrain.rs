@@ -6,7 +6,8 @@
 //! ```
 //! Steps: train a byte-level BPE tokenizer on the corpus and on generated function-calling
 //! conversations (so both tokenize compactly), build a small Qwen3 (`study::base_config`) with
-//! a seeded initialization, train every parameter on the corpus documents, score the fact
+//! a seeded initialization, train every parameter on the corpus documents and on raw
+//! glaive-style conversations (seed 1, not the study's rows or format), score the fact
 //! probe, and write a Hugging Face folder (`config.json`, `model.safetensors`,
 //! `tokenizer.json`, `tokenizer_config.json`) plus `pretrain_report.json`.
 
@@ -16,7 +17,7 @@ use std::process::ExitCode;
 use burn::module::Module;
 use burn_engram::data::dataset::StudyData;
 use burn_engram::data::glaive::prepare;
-use burn_engram::data::synth_glaive::generate_jsonl;
+use burn_engram::data::synth_glaive::{generate, generate_jsonl};
 use burn_engram::device::select_device;
 use burn_engram::eval::truthfulqa::evaluate_with_primer;
 use burn_engram::models::qwen3::{Qwen3ForCausalLM, Qwen3Tokenizer, chatml, save_qwen3};
@@ -37,8 +38,11 @@ struct Args {
     /// Tokenizer vocabulary size (special tokens included).
     #[arg(long, default_value_t = 2048)]
     vocab_size: usize,
+    /// Raw function-calling conversations added to the corpus.
+    #[arg(long, default_value_t = 100)]
+    conversations: usize,
     /// Passes over the corpus.
-    #[arg(long, default_value_t = 30)]
+    #[arg(long, default_value_t = 24)]
     epochs: usize,
     /// Peak learning rate.
     #[arg(long, default_value_t = 4e-3)]
@@ -94,8 +98,16 @@ fn run(args: Args) -> Result<()> {
     let config = base_config(tokenizer.get_vocab_size(true));
     device.seed(args.seed);
     let model = Qwen3ForCausalLM::new(&config, &device);
+    // The corpus, plus raw glaive-style conversations (not in the study's ChatML format) so
+    // the base has seen JSON and function names, as a real pretrained model has.
+    let conversations: Vec<String> = generate(args.conversations, 1)
+        .iter()
+        .map(|r| format!("{}\n\n{}", r.system, r.chat.trim()))
+        .collect();
     let seqs = docs
         .iter()
+        .copied()
+        .chain(conversations.iter().map(String::as_str))
         .map(|d| {
             tok.encode(d).map(|mut ids| {
                 ids.truncate(256);
@@ -153,7 +165,7 @@ fn run(args: Args) -> Result<()> {
     save_qwen3(&model, &args.out)?;
     let last = metrics.last();
     let report = serde_json::json!({
-        "seed": args.seed, "epochs": args.epochs, "lr": args.lr, "batch": args.batch,
+        "seed": args.seed, "epochs": args.epochs, "conversations": args.conversations, "lr": args.lr, "batch": args.batch,
         "vocab_size": config.vocab_size, "parameters": model.num_params(),
         "steps": last.map(|m| m.step), "final_train_loss": last.map(|m| m.loss),
         "final_eval_loss": last.and_then(|m| m.eval_loss),
