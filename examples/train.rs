@@ -116,7 +116,10 @@ struct Args {
 fn run(args: Args) -> burn_engram::Result<()> {
     let device = select_device(&args.device)?.autodiff();
     let precision = Precision::select(&args.dtype, &device)?;
-    eprintln!("backbone in {}, trained parameters in f32", precision.name());
+    eprintln!(
+        "backbone in {}, trained parameters in f32",
+        precision.name()
+    );
     let tok = Qwen3Tokenizer::from_dir(&args.model_dir)?;
     let samples = load_samples(&args.data)?;
     let data = build(

@@ -115,10 +115,7 @@ mod tests {
     #[test]
     fn auto_is_f32_on_the_cpu_with_or_without_autodiff() {
         assert_eq!(Precision::auto(&Device::flex()), Precision::F32);
-        assert_eq!(
-            Precision::auto(&Device::flex().autodiff()),
-            Precision::F32
-        );
+        assert_eq!(Precision::auto(&Device::flex().autodiff()), Precision::F32);
     }
 
     #[test]

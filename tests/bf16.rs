@@ -18,8 +18,7 @@ use burn_engram::models::qwen3::{
 };
 use burn_engram::precision::Precision;
 use burn_engram::train::{
-    CheckpointConfig, TrainConfig, TrainableLm, eval_loss, latest_checkpoint, token_loss_sum,
-    train,
+    CheckpointConfig, TrainConfig, TrainableLm, eval_loss, latest_checkpoint, token_loss_sum, train,
 };
 use burn_engram::{CompressedVocab, EngramConfig, InitOptions};
 use common::{f32_tensor, fixture, i64_tensor, max_abs_diff};
@@ -140,9 +139,16 @@ fn bf16_backbone_logits_track_f32_like_pytorch_bf16() {
         .unwrap()
     };
     let lb = run(&bf16_model);
-    assert_eq!(lb.dtype(), DType::BF16, "logits come out in the compute dtype");
+    assert_eq!(
+        lb.dtype(),
+        DType::BF16,
+        "logits come out in the compute dtype"
+    );
     let (lf, lb) = (logits_host(run(&f32_model)), logits_host(lb));
-    assert!(max_abs_diff(&lf, &f32_ref.logits) < 1e-4, "the f32 path is exact");
+    assert!(
+        max_abs_diff(&lf, &f32_ref.logits) < 1e-4,
+        "the f32 path is exact"
+    );
     let ours = max_abs_diff(&lb, &f32_ref.logits);
     let torch = max_abs_diff(&torch_bf16.logits, &f32_ref.logits);
     let between = max_abs_diff(&lb, &torch_bf16.logits);
@@ -152,19 +158,28 @@ fn bf16_backbone_logits_track_f32_like_pytorch_bf16() {
          ours bf16 vs torch bf16 {between:.5}; max |logit| {scale:.3}"
     );
     assert!(ours > 0.0, "the bf16 path really computed in bf16");
-    assert!(ours < BF16_REL_TOL * scale, "bf16 logits differ from f32 by {ours}");
+    assert!(
+        ours < BF16_REL_TOL * scale,
+        "bf16 logits differ from f32 by {ours}"
+    );
     assert!(
         ours < 2.0 * torch,
         "our bf16 error {ours} is far above PyTorch's {torch}"
     );
-    assert!(between < BF16_REL_TOL * scale, "ours vs torch bf16: {between}");
+    assert!(
+        between < BF16_REL_TOL * scale,
+        "ours vs torch bf16: {between}"
+    );
 
     // scoring goes through an f32 log_softmax
     let tok = Qwen3Tokenizer::from_dir(fixture("qwen3/tied")).unwrap();
     let sf = score_continuations(&f32_model, &tok, "Hello world", &[" and more"]).unwrap();
     let sb = score_continuations(&bf16_model, &tok, "Hello world", &[" and more"]).unwrap();
     let ds = (sf[0].logprob - sb[0].logprob).abs();
-    eprintln!("tied: continuation logprob f32 {:.4}, bf16 diff {ds:.5}", sf[0].logprob);
+    eprintln!(
+        "tied: continuation logprob f32 {:.4}, bf16 diff {ds:.5}",
+        sf[0].logprob
+    );
     assert!(ds < 0.02 * sf[0].logprob.abs(), "scores differ by {ds}");
 }
 
@@ -180,14 +195,20 @@ fn bf16_engram_and_lora_fixtures_track_f32() {
             params(&m.engram).iter().all(|(_, d, ..)| *d == DType::F32),
             "Engram weights stay f32"
         );
-        let batch = m.engram.prepare(&e.ids, e.dims[0], e.dims[1], &device).unwrap();
+        let batch = m
+            .engram
+            .prepare(&e.ids, e.dims[0], e.dims[1], &device)
+            .unwrap();
         let mask = int2(&e.mask, e.dims, &device);
         out.push(logits_host(
             m.forward(int2(&e.ids, e.dims, &device), Some(mask), &batch)
                 .unwrap(),
         ));
     }
-    assert!(max_abs_diff(&out[0], &e.logits) < 1e-4, "the f32 path is exact");
+    assert!(
+        max_abs_diff(&out[0], &e.logits) < 1e-4,
+        "the f32 path is exact"
+    );
     let (d, scale) = (max_abs_diff(&out[0], &out[1]), max_abs(&out[0]));
     eprintln!("engram: bf16 vs f32 max abs logit diff {d:.5}, max |logit| {scale:.3}");
     assert!(d < BF16_REL_TOL * scale && d > 0.0, "engram: {d}");
@@ -203,13 +224,20 @@ fn bf16_engram_and_lora_fixtures_track_f32() {
             .filter(|(p, ..)| p.contains(".lora."))
             .collect();
         assert!(!factors.is_empty());
-        assert!(factors.iter().all(|(_, d, ..)| *d == DType::F32), "factors f32");
+        assert!(
+            factors.iter().all(|(_, d, ..)| *d == DType::F32),
+            "factors f32"
+        );
         let mask = int2(&e.mask, e.dims, &device);
         out.push(logits_host(
-            m.forward(int2(&e.ids, e.dims, &device), Some(mask)).unwrap(),
+            m.forward(int2(&e.ids, e.dims, &device), Some(mask))
+                .unwrap(),
         ));
     }
-    assert!(max_abs_diff(&out[0], &e.logits) < 1e-4, "the f32 path is exact");
+    assert!(
+        max_abs_diff(&out[0], &e.logits) < 1e-4,
+        "the f32 path is exact"
+    );
     let (d, scale) = (max_abs_diff(&out[0], &out[1]), max_abs(&out[0]));
     eprintln!("lora: bf16 vs f32 max abs logit diff {d:.5}, max |logit| {scale:.3}");
     assert!(d < BF16_REL_TOL * scale && d > 0.0, "lora: {d}");
@@ -229,10 +257,7 @@ fn the_loss_of_bf16_logits_is_computed_in_f32() {
     assert_eq!(from_bf16.dtype(), DType::F32);
     // the same as the f32 loss of the bf16-rounded logits, to f32 precision
     let rounded = token_loss_sum(bf16_logits.cast(DType::F32), &batch);
-    let (a, b) = (
-        from_bf16.into_scalar::<f32>(),
-        rounded.into_scalar::<f32>(),
-    );
+    let (a, b) = (from_bf16.into_scalar::<f32>(), rounded.into_scalar::<f32>());
     assert_eq!(a, b, "log_softmax ran in f32");
     let exact = token_loss_sum(f32_logits, &batch).into_scalar::<f32>();
     assert!((a - exact).abs() < 0.05 * exact.abs(), "{a} vs {exact}");
@@ -329,7 +354,10 @@ fn check_trained<M: TrainableLm>(
         "{what}: trainable set or dtypes changed"
     );
     let (first, last) = (losses[0], *losses.last().unwrap());
-    eprintln!("{what}: bf16 training loss {first:.4} -> {last:.4} over {} steps", losses.len());
+    eprintln!(
+        "{what}: bf16 training loss {first:.4} -> {last:.4} over {} steps",
+        losses.len()
+    );
     assert!(losses.iter().all(|l| l.is_finite()));
     assert!(last < first * 0.9, "{what}: loss {first} -> {last}");
 }
@@ -383,7 +411,9 @@ fn engram_trains_in_bf16_with_f32_master_weights() {
     );
 
     // checkpoint and saved folder hold f32 tensors
-    let latest = latest_checkpoint(dir.path()).unwrap().expect("a checkpoint");
+    let latest = latest_checkpoint(dir.path())
+        .unwrap()
+        .expect("a checkpoint");
     all_float_f32(&latest.join("trainable.safetensors"));
     let out = dir.path().join("engram");
     model.engram.save_pretrained(&out).unwrap();
@@ -431,7 +461,9 @@ fn lora_trains_in_bf16_with_f32_master_weights() {
     let losses: Vec<f64> = metrics.iter().map(|m| m.loss).collect();
     check_trained("lora", &before, &trained, &model, &losses);
 
-    let latest = latest_checkpoint(dir.path()).unwrap().expect("a checkpoint");
+    let latest = latest_checkpoint(dir.path())
+        .unwrap()
+        .expect("a checkpoint");
     all_float_f32(&latest.join("trainable.safetensors"));
     let out = dir.path().join("adapter");
     save_adapter(&model, &cfg, &out).unwrap();

@@ -31,7 +31,8 @@ impl Qwen3Mlp {
 
     /// `[B, T, hidden] -> [B, T, hidden]`.
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        let hidden = silu(forward_linear(&self.gate_proj, x.clone())) * forward_linear(&self.up_proj, x);
+        let hidden =
+            silu(forward_linear(&self.gate_proj, x.clone())) * forward_linear(&self.up_proj, x);
         forward_linear(&self.down_proj, hidden)
     }
 }
