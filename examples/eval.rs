@@ -3,20 +3,21 @@
 //!
 //! ```text
 //! cargo run --release --example eval -- --model-dir DIR [--engram DIR | --lora DIR] \
-//!     [--tasks loss,truthfulqa] [--data train.jsonl] [--limit N] [--device cpu|wgpu|cuda] [--out FILE]
+//!     [--tasks loss,truthfulqa] [--data train.jsonl] [--limit N] [--device cpu|wgpu|cuda] [--dtype auto|f32|bf16] [--out FILE]
 //! ```
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
-use burn::tensor::{DType, Device};
+use burn::tensor::Device;
 use burn_engram::data::dataset::{DataConfig, build, load_samples};
 use burn_engram::device::select_device;
 use burn_engram::eval::truthfulqa::{
     TRUTHFULQA_MC_REVISED, TRUTHFULQA_MC_V1, evaluate, load_questions, parse_questions,
 };
 use burn_engram::models::qwen3::{AdaptedQwen3, Qwen3Tokenizer};
+use burn_engram::precision::Precision;
 use burn_engram::train::eval_loss;
 use clap::{ArgGroup, Parser};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -55,6 +56,10 @@ struct Args {
     /// cpu, wgpu or cuda.
     #[arg(long, default_value = "cpu")]
     device: String,
+    /// Backbone precision: auto (bf16 on a GPU that computes in it, f32 on the CPU), f32 or
+    /// bf16. Trained parameters stay f32 either way.
+    #[arg(long, default_value = "auto")]
+    dtype: String,
     /// Write the JSON result here too.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -80,6 +85,7 @@ fn run(args: Args) -> Result<serde_json::Value, String> {
         return Err(format!("--tasks: unknown task `{t}` (loss, truthfulqa)"));
     }
     let device = select_device(&args.device).map_err(|e| e.to_string())?;
+    let precision = Precision::select(&args.dtype, &device).map_err(|e| e.to_string())?;
     let tok = Qwen3Tokenizer::from_dir(&args.model_dir).map_err(|e| e.to_string())?;
     let model = AdaptedQwen3::load(
         &args.model_dir,
@@ -87,7 +93,7 @@ fn run(args: Args) -> Result<serde_json::Value, String> {
         args.lora.as_deref(),
         &tok,
         &device,
-        DType::F32,
+        precision.dtype(),
     )
     .map_err(|e| e.to_string())?;
 
@@ -154,6 +160,7 @@ fn run(args: Args) -> Result<serde_json::Value, String> {
         "eval_loss": eval_loss,
         "model": args.model_dir.display().to_string(),
         "method": model.method(),
+        "dtype": precision.name(),
         "trainable_params": model.added_params(),
         "seconds": seconds,
     }))

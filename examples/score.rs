@@ -3,16 +3,16 @@
 //!
 //! ```text
 //! cargo run --release --example score -- --model-dir DIR [--engram DIR | --lora DIR] \
-//!     --context "..." --continuation "..." [--device cpu|wgpu|cuda]
+//!     --context "..." --continuation "..." [--device cpu|wgpu|cuda] [--dtype auto|f32|bf16]
 //! ```
 //! Prints `{"logprob": <sum of log-probs of the continuation tokens>, "n_tokens": <count>}`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use burn::tensor::DType;
 use burn_engram::device::select_device;
 use burn_engram::models::qwen3::{AdaptedQwen3, Qwen3Tokenizer, score_continuations};
+use burn_engram::precision::Precision;
 use clap::{ArgGroup, Parser};
 
 #[derive(Parser, Debug)]
@@ -38,10 +38,15 @@ struct Args {
     /// cpu, wgpu or cuda.
     #[arg(long, default_value = "cpu")]
     device: String,
+    /// Backbone precision: auto (bf16 on a GPU that computes in it, f32 on the CPU), f32 or
+    /// bf16 (Engram and LoRA weights stay f32).
+    #[arg(long, default_value = "auto")]
+    dtype: String,
 }
 
 fn run(args: Args) -> burn_engram::Result<String> {
     let device = select_device(&args.device)?;
+    let precision = Precision::select(&args.dtype, &device)?;
     let tok = Qwen3Tokenizer::from_dir(&args.model_dir)?;
     let model = AdaptedQwen3::load(
         &args.model_dir,
@@ -49,7 +54,7 @@ fn run(args: Args) -> burn_engram::Result<String> {
         args.lora.as_deref(),
         &tok,
         &device,
-        DType::F32,
+        precision.dtype(),
     )?;
     eprintln!(
         "method: {}, trainable params: {}",

@@ -4,7 +4,7 @@
 //! cargo run --release --example train -- --method engram|lora --model-dir DIR --data train.jsonl \
 //!     --out runs/NAME [--engram-config FILE] [--lora-r 16 --lora-alpha 16 --lora-targets q_proj,...] \
 //!     [--lr 2e-5 --epochs 7 --micro-batch 4 --grad-accum 1 --warmup-ratio 0.03 --eval-every 0] \
-//!     [--device cpu|wgpu|cuda]
+//!     [--device cpu|wgpu|cuda] [--dtype auto|f32|bf16]
 //! ```
 //! Writes `OUT/metrics.jsonl` (one line per step), `OUT/train_config.json`, checkpoints
 //! `OUT/checkpoint-{step}/` every `--save-every` steps (`--resume` continues from the latest),
@@ -16,11 +16,11 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use burn::module::Module;
-use burn::tensor::DType;
 use burn_engram::data::dataset::{DataConfig, build, load_samples};
 use burn_engram::device::select_device;
 use burn_engram::lora::{LoraConfig, apply_lora, count_lora_params, save_adapter};
 use burn_engram::models::qwen3::{Qwen3Engram, Qwen3Tokenizer, load_qwen3};
+use burn_engram::precision::Precision;
 use burn_engram::train::{CheckpointConfig, StepMetrics, TrainConfig, train};
 use burn_engram::{CompressedVocab, EngramConfig, InitOptions};
 use clap::{Parser, ValueEnum};
@@ -107,10 +107,19 @@ struct Args {
     /// cpu, wgpu or cuda.
     #[arg(long, default_value = "cpu")]
     device: String,
+    /// Backbone precision: auto (bf16 on a GPU that computes in it, f32 on the CPU), f32 or
+    /// bf16. Trained parameters stay f32 either way.
+    #[arg(long, default_value = "auto")]
+    dtype: String,
 }
 
 fn run(args: Args) -> burn_engram::Result<()> {
     let device = select_device(&args.device)?.autodiff();
+    let precision = Precision::select(&args.dtype, &device)?;
+    eprintln!(
+        "backbone in {}, trained parameters in f32",
+        precision.name()
+    );
     let tok = Qwen3Tokenizer::from_dir(&args.model_dir)?;
     let samples = load_samples(&args.data)?;
     let data = build(
@@ -195,7 +204,7 @@ fn run(args: Args) -> burn_engram::Result<()> {
         );
     };
 
-    let base = load_qwen3(&args.model_dir, &device, DType::F32)?.no_grad();
+    let base = load_qwen3(&args.model_dir, &device, precision.dtype())?.no_grad();
     match args.method {
         Method::Engram => {
             let ecfg = match &args.engram_config {

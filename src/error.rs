@@ -119,6 +119,14 @@ pub enum EngramError {
         /// The backend's message.
         reason: String,
     },
+    /// A compute precision that is unknown or that the device cannot compute in.
+    #[error("precision `{name}`: {reason}")]
+    Precision {
+        /// The name asked for.
+        name: String,
+        /// Why it cannot be used.
+        reason: String,
+    },
 }
 
 /// `Result` with [`EngramError`].

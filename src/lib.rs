@@ -62,6 +62,7 @@ pub mod inspect;
 pub mod lora;
 pub mod memory;
 pub mod models;
+pub mod precision;
 pub mod study;
 pub mod train;
 pub mod vocab;

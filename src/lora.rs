@@ -12,7 +12,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use burn::module::{Lora, Module, ModuleMapper, ModuleVisitor, Param, ParamGroup};
-use burn::tensor::{Tensor, TensorData};
+use burn::nn::Linear;
+use burn::tensor::{FloatDType, Tensor, TensorData, module};
 use safetensors::SafeTensors;
 use safetensors::tensor::Dtype;
 use serde::{Deserialize, Serialize};
@@ -205,10 +206,36 @@ impl LoraConfig {
 }
 
 /// Attaches fresh LoRA factors (B = 0) to the targeted projections and freezes every other
-/// parameter, embeddings and norms included.
+/// parameter, embeddings and norms included. The factors are f32 whatever the backbone's
+/// dtype (master weights; a bf16 backbone casts them in [`forward_linear`]).
 pub fn apply_lora(model: Qwen3ForCausalLM, cfg: &LoraConfig) -> Result<Qwen3ForCausalLM> {
     cfg.validate()?;
-    Ok(model.apply_lora(Lora::new(cfg.r, cfg.lora_alpha).set_param_group(cfg.param_group()?)))
+    Ok(model.apply_lora(
+        Lora::new(cfg.r, cfg.lora_alpha)
+            .set_param_group(cfg.param_group()?)
+            .set_dtype(FloatDType::F32),
+    ))
+}
+
+/// `linear(x)` in the dtype of `x`, for a projection that may carry a LoRA adapter.
+///
+/// Without an adapter this is [`Linear::forward`]. With one it is PEFT's factored form
+/// `x W + scale * (x A) B (+ bias)`, with the factors cast to the dtype of `x` (as PyTorch's
+/// autocast does for f32 LoRA weights in a bf16 run); the casts pass gradients back to the
+/// f32 factors. Burn's own forward would materialize `W + scale * A B` in the factors' dtype:
+/// with a bf16 backbone that is an f32 weight meeting bf16 activations (Burn does not mix
+/// dtypes in a matmul), and casting it back to bf16 would round away the small early updates.
+/// The factored form also never builds the full-size weight or its gradient.
+pub fn forward_linear<const D: usize>(linear: &Linear, x: Tensor<D>) -> Tensor<D> {
+    let Some(adapter) = linear.weight.adapter() else {
+        return linear.forward(x);
+    };
+    let dtype = x.dtype();
+    let a = adapter.a.val().cast(dtype);
+    let b = adapter.b.val().cast(dtype);
+    let bias = linear.bias.as_ref().map(|p| p.val());
+    let delta = module::linear(module::linear(x.clone(), a, None), b, None);
+    module::linear(x, linear.weight.base(), bias) + delta.mul_scalar(adapter.scale)
 }
 
 /// Path-tracking visitor collecting LoRA factors: (weight path, "a" | "b", tensor).

@@ -164,6 +164,10 @@ impl Engram {
 
     /// The layer's output (the residual update) for `hidden: [B, T, G, D]` and global row
     /// indices `rows: [B, T, K]` (see [`crate::EngramLayers::upload`]).
+    ///
+    /// Computed in the dtype of the layer's own parameters (f32 master weights): hidden states
+    /// of another dtype (a bf16 backbone) are cast in, and the update is cast back to their
+    /// dtype, so gradients flow through both casts into the parameters.
     pub fn forward(
         &self,
         hidden: Tensor<4>,
@@ -199,10 +203,12 @@ impl Engram {
     }
 
     fn forward_memory(&self, hidden: Tensor<4>, memory: Tensor<3>, mode: GateMode) -> Tensor<4> {
+        let hidden_dtype = hidden.dtype();
+        let hidden = hidden.cast(self.multi_head_embedding.weight.dtype());
         let gates = self.gate.forward(memory.clone(), hidden, mode); // [B, T, G, 1]
         let value = self.value_proj.forward(memory).unsqueeze_dim::<4>(2); // [B, T, 1, D]
         let value = gates * value; // [B, T, G, D]
-        value.clone() + self.short_conv.forward(value)
+        (value.clone() + self.short_conv.forward(value)).cast(hidden_dtype)
     }
 
     fn check_shapes(&self, [b, t, g, d]: [usize; 4], [rb, rt, rk]: [usize; 3]) -> Result<()> {

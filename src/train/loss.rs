@@ -2,7 +2,7 @@
 
 use burn::module::Module;
 use burn::tensor::activation::log_softmax;
-use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::tensor::{DType, Device, Int, Tensor, TensorData};
 
 use crate::data::dataset::Batch;
 use crate::error::Result;
@@ -85,11 +85,13 @@ impl TrainableLm for Qwen3Engram {
     }
 }
 
-/// Sum over the counted labels of `-log p(token t+1 | tokens ..= t)`, shape `[1]`.
+/// Sum over the counted labels of `-log p(token t+1 | tokens ..= t)`, shape `[1]`, in f32
+/// whatever the logits' dtype (bf16 logits are cast before the `log_softmax`, as
+/// transformers' loss upcasts them).
 pub fn token_loss_sum(logits: Tensor<3>, batch: &Batch) -> Tensor<1> {
     let [b, t, _] = logits.dims();
     let device = logits.device();
-    let logp = log_softmax(logits.narrow(1, 0, t - 1), 2);
+    let logp = log_softmax(logits.narrow(1, 0, t - 1).cast(DType::F32), 2);
     let targets: Vec<i32> = (0..b)
         .flat_map(|r| batch.ids[r * t + 1..(r + 1) * t].iter().map(|&x| x as i32))
         .collect();

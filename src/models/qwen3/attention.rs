@@ -8,6 +8,7 @@ use burn::tensor::{Bool, DType, Device, Tensor};
 
 use super::config::Qwen3Config;
 use super::rope::Rope;
+use crate::lora::forward_linear;
 
 /// Keys and values of the positions seen so far, for one layer: `[B, kv_heads, S, head_dim]`.
 #[derive(Debug, Clone, Default)]
@@ -79,13 +80,13 @@ impl Qwen3Attention {
         let split = |y: Tensor<3>, heads: usize| y.reshape([b, t, heads, d]);
         let q = self
             .q_norm
-            .forward(split(self.q_proj.forward(x.clone()), h))
+            .forward(split(forward_linear(&self.q_proj, x.clone()), h))
             .swap_dims(1, 2);
         let k = self
             .k_norm
-            .forward(split(self.k_proj.forward(x.clone()), kvh))
+            .forward(split(forward_linear(&self.k_proj, x.clone()), kvh))
             .swap_dims(1, 2);
-        let v = split(self.v_proj.forward(x), kvh).swap_dims(1, 2);
+        let v = split(forward_linear(&self.v_proj, x), kvh).swap_dims(1, 2);
         let q = rope.apply(q, start);
         let mut k = rope.apply(k, start);
         let mut v = v;
@@ -116,6 +117,6 @@ impl Qwen3Attention {
         let scores = scores.mask_fill(mask.clone().expand([b, h, t, s]), f32::MIN);
         let probs = softmax(scores, 3).cast(dtype);
         let out = probs.matmul(v).swap_dims(1, 2).reshape([b, t, h * d]);
-        self.o_proj.forward(out)
+        forward_linear(&self.o_proj, out)
     }
 }

@@ -5,6 +5,8 @@ use burn::nn::{Linear, LinearConfig};
 use burn::tensor::activation::silu;
 use burn::tensor::{Device, Tensor};
 
+use crate::lora::forward_linear;
+
 /// `down_proj(silu(gate_proj(x)) * up_proj(x))`, no biases.
 #[derive(Module, Debug)]
 pub struct Qwen3Mlp {
@@ -29,7 +31,8 @@ impl Qwen3Mlp {
 
     /// `[B, T, hidden] -> [B, T, hidden]`.
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        self.down_proj
-            .forward(silu(self.gate_proj.forward(x.clone())) * self.up_proj.forward(x))
+        let hidden =
+            silu(forward_linear(&self.gate_proj, x.clone())) * forward_linear(&self.up_proj, x);
+        forward_linear(&self.down_proj, hidden)
     }
 }

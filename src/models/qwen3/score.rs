@@ -1,7 +1,7 @@
 //! Log-likelihood of continuations (the lm-evaluation-harness convention) and greedy decoding.
 
 use burn::tensor::activation::log_softmax;
-use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::tensor::{DType, Device, Int, Tensor, TensorData};
 
 use super::engram::Qwen3Engram;
 use super::model::{KvCache, Qwen3ForCausalLM};
@@ -109,7 +109,7 @@ fn score_from_logits(logits: Tensor<2>, targets: &[u32]) -> Result<ContinuationS
     // logits[i] predicts targets[i]
     let [t, v] = logits.dims();
     debug_assert_eq!(t, targets.len());
-    let logp = read_f32("log-probs", log_softmax(logits, 1))?;
+    let logp = read_f32("log-probs", log_softmax(logits.cast(DType::F32), 1))?;
     let mut sum = 0.0f64;
     let mut greedy = true;
     for (i, &tgt) in targets.iter().enumerate() {
