@@ -4,7 +4,7 @@
 //! cargo run --release --example study                   # miniature, CPU, no downloads
 //! cargo run --release --example study -- --ablations    # + the five ablation studies
 //! cargo run --release --example study -- --model-dir Qwen3-0.6B --data glaive.json \
-//!     --device cuda --profile published                 # the real study
+//!     --device cuda --profile published                 # the real study (bf16 on the GPU)
 //! ```
 //! With no arguments it uses the embedded base model (`src/data/base/model`), rows from the
 //! glaive-style generator and the base model's fact probe. With `--model-dir` and `--data` it
@@ -23,6 +23,7 @@ use burn_engram::data::synth_glaive::generate_jsonl;
 use burn_engram::device::select_device;
 use burn_engram::eval::truthfulqa::{PRIMER, TRUTHFULQA_MC_V1, parse_questions};
 use burn_engram::models::qwen3::Qwen3Tokenizer;
+use burn_engram::precision::Precision;
 use burn_engram::study::{
     Event, PROBE_PRIMER, Profile, RunResult, StudyInputs, base_model_dir, load_ablations,
     main_runs, probe_questions, run_ablation, run_main, table,
@@ -83,6 +84,9 @@ struct Args {
     /// cpu, wgpu or cuda.
     #[arg(long, default_value = "cpu")]
     device: String,
+    /// Compute dtype of the frozen base: auto (bf16 on a GPU that computes in it), f32, bf16.
+    #[arg(long, default_value = "auto")]
+    dtype: String,
 }
 
 fn bar_style() -> ProgressStyle {
@@ -104,6 +108,7 @@ fn run(args: Args) -> Result<()> {
         None => Profile::Miniature,
     };
     let device = select_device(&args.device)?.autodiff();
+    let precision = Precision::select(&args.dtype, &device)?;
     let tok = Qwen3Tokenizer::from_dir(&model_dir)?;
 
     let raw = match &args.data {
@@ -144,10 +149,11 @@ fn run(args: Args) -> Result<()> {
         questions.truncate(n);
     }
     eprintln!(
-        "{} training / {} eval sequences, {} questions, profile {profile:?}",
+        "{} training / {} eval sequences, {} questions, profile {profile:?}, {}",
         data.train.len(),
         data.eval.len(),
-        questions.len()
+        questions.len(),
+        precision.name()
     );
     let mut defaults = profile.defaults(tok.pad_id);
     if let Some(n) = args.max_steps {
@@ -162,6 +168,7 @@ fn run(args: Args) -> Result<()> {
         questions,
         primer,
         device,
+        dtype: precision.dtype(),
         save_every: args.save_every,
     };
     let out = args.runs.join(&args.name);

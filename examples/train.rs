@@ -21,7 +21,7 @@ use burn_engram::device::select_device;
 use burn_engram::lora::{LoraConfig, apply_lora, count_lora_params, save_adapter};
 use burn_engram::models::qwen3::{Qwen3Engram, Qwen3Tokenizer, load_qwen3};
 use burn_engram::precision::Precision;
-use burn_engram::train::{CheckpointConfig, StepMetrics, TrainConfig, train};
+use burn_engram::train::{CheckpointConfig, StepMetrics, TableUpdate, TrainConfig, train};
 use burn_engram::{CompressedVocab, EngramConfig, InitOptions};
 use clap::{Parser, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -30,6 +30,12 @@ use indicatif::{ProgressBar, ProgressStyle};
 enum Method {
     Engram,
     Lora,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum TableUpdateArg {
+    Dense,
+    Sparse,
 }
 
 #[derive(Parser, Debug)]
@@ -86,6 +92,10 @@ struct Args {
     /// Weight decay of the Engram tables (the paper: 0; default: --weight-decay's 0.005).
     #[arg(long)]
     table_weight_decay: Option<f32>,
+    /// How the Engram tables train: dense AdamW (the study) or sparse lazy AdamW on the rows
+    /// each step reads (cost independent of the table size; needs --save-every 0).
+    #[arg(long, value_enum, default_value = "dense")]
+    table_update: TableUpdateArg,
     /// Clip the global gradient norm (the study: no clipping).
     #[arg(long)]
     max_grad_norm: Option<f64>,
@@ -154,6 +164,10 @@ fn run(args: Args) -> burn_engram::Result<()> {
         max_grad_norm: args.max_grad_norm,
         table_lr_mult: args.table_lr_mult,
         table_weight_decay: args.table_weight_decay,
+        table_update: match args.table_update {
+            TableUpdateArg::Dense => TableUpdate::Dense,
+            TableUpdateArg::Sparse => TableUpdate::Sparse,
+        },
         ..TrainConfig::default()
     };
     let cfg_path = args.out.join("train_config.json");

@@ -69,6 +69,7 @@ fn inputs(device: &Device) -> StudyInputs {
         questions,
         primer: PROBE_PRIMER.into(),
         device: device.clone(),
+        dtype: DType::F32,
         save_every: 2,
     }
 }

@@ -37,6 +37,9 @@ pub struct StudyInputs {
     pub primer: String,
     /// The device, with autodiff (`select_device(..)?.autodiff()`).
     pub device: Device,
+    /// The dtype the frozen base computes in (`Precision::dtype`; the added parameters stay
+    /// f32).
+    pub dtype: DType,
     /// Write a training checkpoint every this many steps (0: none).
     pub save_every: usize,
 }
@@ -109,7 +112,7 @@ pub fn run_one(
     std::fs::create_dir_all(dir).map_err(|e| EngramError::io(dir, e))?;
     let start = Instant::now();
     let device = &inputs.device;
-    let base = load_qwen3(&inputs.model_dir, device, DType::F32)?;
+    let base = load_qwen3(&inputs.model_dir, device, inputs.dtype)?;
     let mut steps = 0;
     let (config, trainable, measured) = match run.method {
         Method::Base => {
