@@ -2,6 +2,7 @@
 
 mod checkpoint;
 mod clip;
+pub(crate) mod finite;
 mod loss;
 mod schedule;
 mod trainer;
@@ -11,6 +12,7 @@ pub use checkpoint::{
     save_checkpoint,
 };
 pub use clip::{clip_global_norm, global_grad_norm};
+pub use finite::OnNonFinite;
 pub use loss::{TrainableLm, token_loss_sum};
 pub use schedule::CosineSchedule;
 pub use trainer::{StepMetrics, TrainConfig, eval_loss, train};
