@@ -69,10 +69,12 @@ targets=("$@")
 
 for t in "${targets[@]}"; do
     echo "== $t: ${secs}s"
+    set +e
     "${cargo_fuzz[@]}" run "${build_flags[@]}" "$t" "corpus/$t" -- \
         -max_total_time="$secs" -rss_limit_mb=4096 -timeout=20 -max_len=1048576 \
         -print_final_stats=1 2>&1 | tee "$CARGO_TARGET_DIR/fuzz-$t.log" |
-        grep -E '^(==|#[0-9]+ +DONE|stat::|SUMMARY|.*panicked|.*Test unit written)' || true
+        grep -E '^(==|#[0-9]+ +DONE|stat::|SUMMARY|.*panicked|.*Test unit written)'
     status=${PIPESTATUS[0]}
+    set -e
     [ "$status" -eq 0 ] || { echo "target $t failed (exit $status): see $CARGO_TARGET_DIR/fuzz-$t.log"; exit "$status"; }
 done

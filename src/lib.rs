@@ -62,6 +62,7 @@ pub mod inspect;
 pub mod lora;
 pub mod memory;
 pub mod models;
+mod panic_guard;
 pub mod train;
 pub mod vocab;
 

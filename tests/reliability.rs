@@ -1008,22 +1008,31 @@ fn on_non_finite_reads_from_json() {
 
 // ---------------------------------------------------------------- CLI flags and examples
 
-/// An example binary of this build (built by `cargo test --all-targets`; built here through
-/// cargo when a narrower `cargo test` left it out).
+/// An example binary of this build. `cargo test --all-targets` (scripts/test.sh) builds the
+/// examples with the tests; a narrower run must build them first (`cargo build --examples`),
+/// and a binary older than the library is refused rather than run stale. (Building it from
+/// here would wait on the cargo lock that the running `cargo test` holds.)
 fn example(name: &str) -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let profile_dir = exe.parent().unwrap().parent().unwrap().to_path_buf(); // target/<profile>
     let bin = profile_dir.join("examples").join(name);
-    if !bin.is_file() {
-        let mut cmd = std::process::Command::new(env!("CARGO"));
-        cmd.args(["build", "--quiet", "--example", name])
-            .current_dir(env!("CARGO_MANIFEST_DIR"));
-        if profile_dir.ends_with("release") {
-            cmd.arg("--release");
-        }
-        let status = cmd.status().unwrap();
-        assert!(status.success(), "building example {name}");
-    }
+    let modified = |p: &Path| p.metadata().and_then(|m| m.modified()).ok();
+    let newest_lib = std::fs::read_dir(profile_dir.join("deps"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            let n = p.file_name().unwrap().to_string_lossy();
+            n.starts_with("libburn_engram-") && n.ends_with(".rlib")
+        })
+        .filter_map(|p| modified(&p))
+        .max();
+    let built = modified(&bin);
+    assert!(
+        built.is_some() && built >= newest_lib,
+        "example `{name}` is missing or older than the library: run `cargo build --examples` \
+         (or `cargo test --all-targets`, as scripts/test.sh does) before this test"
+    );
     bin
 }
 
@@ -1104,4 +1113,37 @@ fn examples_fail_with_one_clear_line() {
         ],
     );
     assert!(e.contains("device `tpu`"), "{e}");
+}
+
+// ---------------------------------------------------------------- fuzzing finds, kept
+
+/// `fuzz/` target `vocab`, crash-7f6d2538: a misspelt literal inside the `decoder` object of a
+/// tokenizer.json made `tokenizers` 0.22.2 panic (`expect("Helper")` in its deserializer).
+#[test]
+fn fuzz_regression_malformed_decoder_section() {
+    let good = std::fs::read_to_string(fixture("qwen3/tied/tokenizer.json")).unwrap();
+    let at = good.find("\"decoder\"").unwrap();
+    let f = at + good[at..].find("false").unwrap();
+    let bad = format!("{}falsg{}", &good[..f], &good[f + 5..]);
+    let dir = tied_copy();
+    std::fs::write(dir.path().join("tokenizer.json"), bad).unwrap();
+    let p = dir.path().join("tokenizer.json");
+    err_naming(
+        burn_engram::vocab::load_tokenizer(&p),
+        "malformed tokenizer",
+    );
+    err_naming(CompressedVocab::from_tokenizer_file(&p), "tokenizer.json");
+    err_naming(Qwen3Tokenizer::from_dir(dir.path()), "tokenizer.json");
+    let e = fails_with_one_line(
+        "inspect",
+        &[
+            "--tokenizer",
+            p.to_str().unwrap(),
+            "--config",
+            fixture("qwen3/engram/engram_config.json").to_str().unwrap(),
+            "--text",
+            "hi",
+        ],
+    );
+    assert!(e.contains("malformed tokenizer"), "{e}");
 }

@@ -19,6 +19,7 @@ use burn_engram::models::qwen3::{
     Qwen3Config, Qwen3Engram, Qwen3ForCausalLM, Qwen3Tokenizer, load_qwen3,
 };
 use burn_engram::train::{CheckpointConfig, TrainConfig, load_checkpoint, save_checkpoint};
+use burn_engram::vocab::load_tokenizer;
 use burn_engram::{CompressedVocab, EngramConfig, EngramLayers, InitOptions};
 
 /// The crate's test fixtures.
@@ -106,7 +107,11 @@ pub fn configs(data: &[u8]) {
                 return;
             }
             // build only what fits a fuzzing process: tables of at most ~1M floats
-            let rows: u128 = cfg.engram_vocab_size.iter().map(|v| *v as u128).sum::<u128>()
+            let rows: u128 = cfg
+                .engram_vocab_size
+                .iter()
+                .map(|v| *v as u128)
+                .sum::<u128>()
                 * cfg.n_head_per_ngram as u128
                 * cfg.layer_ids.len() as u128;
             if rows * cfg.head_dim() as u128 <= 1 << 20
@@ -240,10 +245,17 @@ pub fn checkpoints(data: &[u8]) {
         }
         which => {
             let m = models();
-            let file = ["trainable.safetensors", "trainer_state.json", "optimizer.bpk"]
-                [which as usize - 4];
+            let file = [
+                "trainable.safetensors",
+                "trainer_state.json",
+                "optimizer.bpk",
+            ][which as usize - 4];
             let mut files: Vec<(&str, Vec<u8>)> = Vec::new();
-            for name in ["trainable.safetensors", "trainer_state.json", "optimizer.bpk"] {
+            for name in [
+                "trainable.safetensors",
+                "trainer_state.json",
+                "optimizer.bpk",
+            ] {
                 let bytes = if name == file {
                     body.to_vec()
                 } else {
@@ -262,7 +274,8 @@ pub fn checkpoints(data: &[u8]) {
     }
 }
 
-/// Tokenizer files, chosen by the first byte: a `tokenizer.json` compressed with the
+/// Tokenizer files, chosen by the first byte: a `tokenizer.json` (read by `load_tokenizer`)
+/// compressed with the
 /// reference's rules (`CompressedVocab::from_tokenizer`, vocabularies up to 4,096 ids), a
 /// `tokenizer_config.json` next to the fixture's tokenizer (`Qwen3Tokenizer::from_dir`), and
 /// raw compression tables (`CompressedVocab::from_lookup`, little-endian i64s).
@@ -272,7 +285,8 @@ pub fn vocab(data: &[u8]) {
     };
     match sel % 3 {
         0 => {
-            let Ok(tok) = tokenizers::Tokenizer::from_bytes(body) else {
+            let dir = folder("tokenizer-json", &[("tokenizer.json", body)]);
+            let Some(tok) = render(load_tokenizer(dir.join("tokenizer.json"))) else {
                 return;
             };
             if tok.get_vocab_size(true) <= 4096 {
