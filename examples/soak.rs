@@ -127,7 +127,10 @@ fn run(args: Args) -> Result<serde_json::Value, String> {
         Some(&ck),
         |m: &StepMetrics| {
             last_loss = m.loss;
-            if m.step % args.every.max(1) == 0 || m.step == args.warmup || m.step == args.steps {
+            if m.step.is_multiple_of(args.every.max(1))
+                || m.step == args.warmup
+                || m.step == args.steps
+            {
                 match rss_kib() {
                     Ok(r) => samples_kib.push((m.step, r)),
                     Err(e) => rss_error = Some(e),
@@ -150,6 +153,18 @@ fn run(args: Args) -> Result<serde_json::Value, String> {
     let end = samples_kib.last().map(|(_, r)| *r).unwrap_or(warm);
     let peak = samples_kib.iter().map(|(_, r)| *r).max().unwrap_or(end);
     let growth = (end as f64 - warm as f64) / warm as f64 * 100.0;
+    // single samples swing with the allocator; the means of the first and last ten samples
+    // after warm-up show a trend, if any
+    let after: Vec<u64> = samples_kib
+        .iter()
+        .filter(|(s, _)| *s >= args.warmup)
+        .map(|(_, r)| *r)
+        .collect();
+    let mean = |v: &[u64]| v.iter().sum::<u64>() as f64 / v.len().max(1) as f64;
+    let n = after.len().min(10);
+    let (first_mean, last_mean) = (mean(&after[..n]), mean(&after[after.len() - n..]));
+    let window_growth = (last_mean - first_mean) / first_mean * 100.0;
+    let round2 = |x: f64| (x * 100.0).round() / 100.0;
     Ok(json!({
         "steps": args.steps,
         "warmup_steps": args.warmup,
@@ -157,8 +172,12 @@ fn run(args: Args) -> Result<serde_json::Value, String> {
         "rss_after_warmup_kib": warm,
         "rss_end_kib": end,
         "rss_peak_kib": peak,
-        "growth_after_warmup_pct": (growth * 100.0).round() / 100.0,
-        "under_10_pct": growth < 10.0,
+        "growth_after_warmup_pct": round2(growth),
+        "peak_over_warmup_pct": round2((peak as f64 - warm as f64) / warm as f64 * 100.0),
+        "mean_first_10_after_warmup_kib": first_mean.round(),
+        "mean_last_10_kib": last_mean.round(),
+        "growth_of_means_pct": round2(window_growth),
+        "under_10_pct": growth < 10.0 && window_growth < 10.0,
         "final_loss": last_loss,
         "seconds": (seconds * 10.0).round() / 10.0,
         "steps_per_s": ((args.steps as f64 / seconds) * 100.0).round() / 100.0,
