@@ -1010,27 +1010,37 @@ fn on_non_finite_reads_from_json() {
 
 /// An example binary of this build. `cargo test --all-targets` (scripts/test.sh) builds the
 /// examples with the tests; a narrower run must build them first (`cargo build --examples`),
-/// and a binary older than the library is refused rather than run stale. (Building it from
-/// here would wait on the cargo lock that the running `cargo test` holds.)
+/// and a binary older than the crate's sources is refused rather than run stale. (Building it
+/// from here would wait on the cargo lock that the running `cargo test` holds.)
 fn example(name: &str) -> PathBuf {
+    fn newest(dir: &Path) -> Option<std::time::SystemTime> {
+        std::fs::read_dir(dir)
+            .ok()?
+            .flatten()
+            .filter_map(|e| {
+                let p = e.path();
+                if p.is_dir() {
+                    newest(&p)
+                } else {
+                    p.metadata().and_then(|m| m.modified()).ok()
+                }
+            })
+            .max()
+    }
     let exe = std::env::current_exe().unwrap();
     let profile_dir = exe.parent().unwrap().parent().unwrap().to_path_buf(); // target/<profile>
     let bin = profile_dir.join("examples").join(name);
-    let modified = |p: &Path| p.metadata().and_then(|m| m.modified()).ok();
-    let newest_lib = std::fs::read_dir(profile_dir.join("deps"))
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| {
-            let n = p.file_name().unwrap().to_string_lossy();
-            n.starts_with("libburn_engram-") && n.ends_with(".rlib")
-        })
-        .filter_map(|p| modified(&p))
-        .max();
-    let built = modified(&bin);
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let sources = newest(&root.join("src")).max(
+        root.join(format!("examples/{name}.rs"))
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok(),
+    );
+    let built = bin.metadata().and_then(|m| m.modified()).ok();
     assert!(
-        built.is_some() && built >= newest_lib,
-        "example `{name}` is missing or older than the library: run `cargo build --examples` \
+        built.is_some() && built >= sources,
+        "example `{name}` is missing or older than the sources: run `cargo build --examples` \
          (or `cargo test --all-targets`, as scripts/test.sh does) before this test"
     );
     bin
