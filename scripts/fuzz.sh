@@ -76,5 +76,9 @@ for t in "${targets[@]}"; do
         grep -E '^(==|#[0-9]+ +DONE|stat::|SUMMARY|.*panicked|.*Test unit written)'
     status=${PIPESTATUS[0]}
     set -e
+    # scratch folders of finished fuzzing processes (fuzz/src/lib.rs writes inputs there)
+    for d in /dev/shm/engram-fuzz-* "${TMPDIR:-/tmp}"/engram-fuzz-*; do
+        [ -d "$d" ] && ! kill -0 "${d##*-}" 2>/dev/null && rm -rf "$d"
+    done
     [ "$status" -eq 0 ] || { echo "target $t failed (exit $status): see $CARGO_TARGET_DIR/fuzz-$t.log"; exit "$status"; }
 done
