@@ -78,7 +78,7 @@ for t in "${targets[@]}"; do
     set -e
     # scratch folders of finished fuzzing processes (fuzz/src/lib.rs writes inputs there)
     for d in /dev/shm/engram-fuzz-* "${TMPDIR:-/tmp}"/engram-fuzz-*; do
-        [ -d "$d" ] && ! kill -0 "${d##*-}" 2>/dev/null && rm -rf "$d"
+        if [ -d "$d" ] && ! kill -0 "${d##*-}" 2>/dev/null; then rm -rf "$d"; fi
     done
     [ "$status" -eq 0 ] || { echo "target $t failed (exit $status): see $CARGO_TARGET_DIR/fuzz-$t.log"; exit "$status"; }
 done
