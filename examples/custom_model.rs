@@ -103,7 +103,17 @@ fn make_batch(step: usize) -> (Vec<i64>, Vec<i64>) {
     (inputs, targets)
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+fn main() -> std::process::ExitCode {
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}"); // one line, no backtrace
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<(), Box<dyn std::error::Error>> {
     let device = Device::default().autodiff();
 
     // 1. The user's model as it was (weights would normally come from pretraining).

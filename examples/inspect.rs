@@ -37,8 +37,8 @@ struct Args {
 }
 
 fn run(args: Args) -> Result<Value, String> {
-    let tokenizer = tokenizers::Tokenizer::from_file(&args.tokenizer)
-        .map_err(|e| format!("{}: {e}", args.tokenizer.display()))?;
+    let tokenizer =
+        burn_engram::vocab::load_tokenizer(&args.tokenizer).map_err(|e| e.to_string())?;
     let config = EngramConfig::from_json_file(&args.config).map_err(|e| e.to_string())?;
     let vocab = Arc::new(CompressedVocab::from_tokenizer(&tokenizer).map_err(|e| e.to_string())?);
     let hasher = NgramHasher::new(&config, vocab).map_err(|e| e.to_string())?;

@@ -4,7 +4,8 @@
 //! cargo run --release --example train -- --method engram|lora --model-dir DIR --data train.jsonl \
 //!     --out runs/NAME [--engram-config FILE] [--lora-r 16 --lora-alpha 16 --lora-targets q_proj,...] \
 //!     [--lr 2e-5 --epochs 7 --micro-batch 4 --grad-accum 1 --warmup-ratio 0.03 --eval-every 0] \
-//!     [--device cpu|wgpu|cuda] [--dtype auto|f32|bf16]
+//!     [--skip-non-finite] [--table-update dense|sparse] [--device cpu|wgpu|cuda]
+//!     [--dtype auto|f32|bf16]
 //! ```
 //! Writes `OUT/metrics.jsonl` (one line per step), `OUT/train_config.json`, checkpoints
 //! `OUT/checkpoint-{step}/` every `--save-every` steps (`--resume` continues from the latest),
@@ -21,7 +22,9 @@ use burn_engram::device::select_device;
 use burn_engram::lora::{LoraConfig, apply_lora, count_lora_params, save_adapter};
 use burn_engram::models::qwen3::{Qwen3Engram, Qwen3Tokenizer, load_qwen3};
 use burn_engram::precision::Precision;
-use burn_engram::train::{CheckpointConfig, StepMetrics, TableUpdate, TrainConfig, train};
+use burn_engram::train::{
+    CheckpointConfig, OnNonFinite, StepMetrics, TableUpdate, TrainConfig, train,
+};
 use burn_engram::{CompressedVocab, EngramConfig, InitOptions};
 use clap::{Parser, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -114,6 +117,10 @@ struct Args {
     /// Continue from the latest checkpoint in --out.
     #[arg(long)]
     resume: bool,
+    /// Skip an optimizer step whose loss or gradients are NaN or infinite (default: stop,
+    /// naming the step and the parameter; the latest checkpoint holds the last good state).
+    #[arg(long)]
+    skip_non_finite: bool,
     /// cpu, wgpu or cuda.
     #[arg(long, default_value = "cpu")]
     device: String,
@@ -168,6 +175,11 @@ fn run(args: Args) -> burn_engram::Result<()> {
             TableUpdateArg::Dense => TableUpdate::Dense,
             TableUpdateArg::Sparse => TableUpdate::Sparse,
         },
+        on_non_finite: if args.skip_non_finite {
+            OnNonFinite::SkipStep
+        } else {
+            OnNonFinite::Stop
+        },
         ..TrainConfig::default()
     };
     let cfg_path = args.out.join("train_config.json");
@@ -208,6 +220,9 @@ fn run(args: Args) -> burn_engram::Result<()> {
             "loss {:.4} lr {:.2e} {:.0} tok/s",
             m.loss, m.lr, m.tokens_per_s
         ));
+        if let Some(why) = &m.skipped {
+            bar.println(format!("step {}: skipped ({why})", m.step));
+        }
         if let Some(e) = m.eval_loss {
             bar.println(format!("step {}: eval loss {e:.4}", m.step));
         }

@@ -127,6 +127,16 @@ pub enum EngramError {
         /// Why it cannot be used.
         reason: String,
     },
+    /// Training met a non-finite loss, gradient or parameter.
+    #[error("non-finite {what} at step {step}: {detail}")]
+    NonFinite {
+        /// The optimizer step (1-based) that met it.
+        step: usize,
+        /// What was not finite: the loss, or the gradients or values of named parameters.
+        what: String,
+        /// The values found and the state left behind (the latest checkpoint).
+        detail: String,
+    },
 }
 
 /// `Result` with [`EngramError`].

@@ -62,6 +62,7 @@ pub mod inspect;
 pub mod lora;
 pub mod memory;
 pub mod models;
+mod panic_guard;
 pub mod precision;
 pub mod study;
 pub mod train;

@@ -35,6 +35,21 @@ fn reference_normalizer() -> Result<Sequence> {
     ]))
 }
 
+/// Reads a `tokenizer.json`; every failure, a panic inside `tokenizers` on malformed JSON
+/// included, is an [`EngramError::Tokenizer`] naming the file.
+///
+/// ```
+/// let err = burn_engram::vocab::load_tokenizer("no/such/tokenizer.json").unwrap_err();
+/// assert!(err.to_string().contains("no/such/tokenizer.json"));
+/// ```
+pub fn load_tokenizer(path: impl AsRef<Path>) -> Result<Tokenizer> {
+    let path = path.as_ref();
+    let fail = |e: String| EngramError::Tokenizer(format!("{}: {e}", path.display()));
+    crate::panic_guard::catch_quietly(|| Tokenizer::from_file(path))
+        .map_err(|panic| fail(format!("malformed tokenizer ({panic})")))?
+        .map_err(|e| fail(e.to_string()))
+}
+
 /// A lookup table from raw tokenizer ids to compressed ids, built once from a tokenizer.
 ///
 /// ```
@@ -102,10 +117,7 @@ impl CompressedVocab {
 
     /// Loads a tokenizer.json and builds the table from it.
     pub fn from_tokenizer_file(path: impl AsRef<Path>) -> Result<Self> {
-        let path = path.as_ref();
-        let tokenizer = Tokenizer::from_file(path)
-            .map_err(|e| EngramError::Tokenizer(format!("{}: {e}", path.display())))?;
-        Self::from_tokenizer(&tokenizer)
+        Self::from_tokenizer(&load_tokenizer(path)?)
     }
 
     /// Wraps an existing table. It must number ids by first appearance (entry i is at most

@@ -1,5 +1,7 @@
-//! Checkpoints: k steps, stop, resume, k more steps equals 2k straight steps; and a run
-//! killed (SIGKILL) at random points while checkpointing always leaves a loadable checkpoint.
+//! Checkpoints: k steps, stop, resume, k more steps equals 2k straight steps; a run killed
+//! (SIGKILL) at random points while checkpointing always leaves a loadable checkpoint; and a
+//! run killed several times at pseudo-random points and resumed each time ends with the
+//! parameters of an uninterrupted run.
 
 mod common;
 
@@ -90,9 +92,40 @@ fn resume_equals_an_uninterrupted_run() {
 }
 
 const CHILD_ENV: &str = "BURN_ENGRAM_CHECKPOINT_CHILD_DIR";
+const CHILD_STEPS_ENV: &str = "BURN_ENGRAM_CHECKPOINT_CHILD_STEPS";
 
-/// Not a test of its own: the process that `killed_runs_leave_a_loadable_checkpoint` starts
-/// and kills. It trains with a checkpoint after every step, resuming from the latest.
+/// The child's training settings: endless, or `steps` optimizer steps.
+fn child_cfg(steps: Option<usize>) -> TrainConfig {
+    TrainConfig {
+        lr: 1e-3,
+        epochs: 1000,
+        max_steps: steps,
+        micro_batch: 4,
+        ..TrainConfig::default()
+    }
+}
+
+fn spawn_child(dir: &Path, steps: Option<usize>) -> std::process::Child {
+    let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
+    cmd.args([
+        "--exact",
+        "checkpoint_writer_child",
+        "--ignored",
+        "--nocapture",
+    ])
+    .env(CHILD_ENV, dir)
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::null());
+    if let Some(n) = steps {
+        cmd.env(CHILD_STEPS_ENV, n.to_string());
+    }
+    cmd.spawn().unwrap()
+}
+
+/// Not a test of its own: the process that `killed_runs_leave_a_loadable_checkpoint` and
+/// `killed_and_resumed_run_equals_an_uninterrupted_run` start and kill. It trains with a
+/// checkpoint after every step, resuming from the latest (endless, or
+/// `BURN_ENGRAM_CHECKPOINT_CHILD_STEPS` steps).
 #[test]
 #[ignore = "child process of killed_runs_leave_a_loadable_checkpoint"]
 fn checkpoint_writer_child() {
@@ -107,13 +140,19 @@ fn checkpoint_writer_child() {
         keep_last: 2,
         resume: true,
     };
-    let cfg = TrainConfig {
-        lr: 1e-3,
-        epochs: 1000,
-        micro_batch: 4,
-        ..TrainConfig::default()
-    };
-    train(model, &data, pad, &cfg, &device, Some(&ck), |_| {}).unwrap();
+    let steps = std::env::var(CHILD_STEPS_ENV)
+        .ok()
+        .map(|s| s.parse().unwrap());
+    train(
+        model,
+        &data,
+        pad,
+        &child_cfg(steps),
+        &device,
+        Some(&ck),
+        |_| {},
+    )
+    .unwrap();
 }
 
 fn check_loadable(dir: &Path) -> Option<usize> {
@@ -129,7 +168,6 @@ fn check_loadable(dir: &Path) -> Option<usize> {
 #[test]
 fn killed_runs_leave_a_loadable_checkpoint() {
     let dir = tempfile::tempdir().unwrap();
-    let exe = std::env::current_exe().unwrap();
     let mut kills_after_a_checkpoint = 0;
     let mut last_step = 0;
     // pseudo-random kill times, fixed so the test is repeatable
@@ -137,18 +175,7 @@ fn killed_runs_leave_a_loadable_checkpoint() {
         .into_iter()
         .enumerate()
     {
-        let mut child = std::process::Command::new(&exe)
-            .args([
-                "--exact",
-                "checkpoint_writer_child",
-                "--ignored",
-                "--nocapture",
-            ])
-            .env(CHILD_ENV, dir.path())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child = spawn_child(dir.path(), None);
         let t0 = Instant::now();
         std::thread::sleep(Duration::from_millis(delay_ms));
         child.kill().unwrap(); // SIGKILL
@@ -180,4 +207,91 @@ fn killed_runs_leave_a_loadable_checkpoint() {
         "the child rarely got to checkpoint; kills after one: {kills_after_a_checkpoint}"
     );
     assert!(last_step >= 2, "resuming across kills made no progress");
+}
+
+/// A small deterministic generator for the kill times (xorshift64*).
+struct KillClock(u64);
+
+impl KillClock {
+    fn next_ms(&mut self, below: u64) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % below
+    }
+}
+
+#[test]
+fn killed_and_resumed_run_equals_an_uninterrupted_run() {
+    const STEPS: usize = 10;
+    let device = Device::default().autodiff();
+    let (model, data, pad) = setup(&device, 40_000);
+    let (straight, _) = train(
+        model,
+        &data,
+        pad,
+        &child_cfg(Some(STEPS)),
+        &device,
+        None,
+        |_| {},
+    )
+    .unwrap();
+    let expected = values(&straight);
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut clock = KillClock(0x5EED_2026);
+    let mut kills = Vec::new();
+    let mut last = 0;
+    // each life: wait for the run to pass its last checkpoint, then kill it a pseudo-random
+    // 0-400 ms later (in a step, in a checkpoint write, or in the start-up)
+    while kills.len() < 5 && last < STEPS - 1 {
+        let mut child = spawn_child(dir.path(), Some(STEPS));
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let step = latest_checkpoint(dir.path())
+                .ok()
+                .flatten()
+                .and_then(|p| {
+                    p.file_name()?
+                        .to_str()?
+                        .strip_prefix("checkpoint-")?
+                        .parse()
+                        .ok()
+                })
+                .unwrap_or(0);
+            if step > last || Instant::now() > deadline {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let delay = clock.next_ms(400);
+        std::thread::sleep(Duration::from_millis(delay));
+        child.kill().unwrap(); // SIGKILL (a no-op error-free call if it already finished)
+        child.wait().unwrap();
+        last = check_loadable(dir.path()).unwrap_or(0);
+        kills.push((delay, last));
+    }
+    eprintln!("kills (delay ms, latest checkpoint after): {kills:?}");
+    assert!(kills.len() >= 3, "too few kills landed: {kills:?}");
+    // the last life runs to the end
+    let status = spawn_child(dir.path(), Some(STEPS)).wait().unwrap();
+    assert!(status.success(), "the final resume failed: {status}");
+    let final_ckpt = dir.path().join(format!("checkpoint-{STEPS}"));
+    let (model, _, _) = setup(&device, 40_000);
+    let (resumed, _, state) =
+        load_checkpoint(model, AdamWConfig::new().init(), &final_ckpt).unwrap();
+    assert_eq!(state.step, STEPS);
+    let got = values(&resumed);
+    assert_eq!(expected.len(), got.len());
+    let worst = expected
+        .iter()
+        .flatten()
+        .zip(got.iter().flatten())
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0f32, f32::max);
+    eprintln!("max |uninterrupted - killed and resumed| = {worst:e}");
+    assert!(
+        worst <= 1e-6,
+        "parameters differ by {worst} after kills {kills:?}"
+    );
 }

@@ -96,6 +96,20 @@ impl SparseTables {
         }
     }
 
+    /// Layer ids whose accumulated sub-table gradient holds NaN or infinity.
+    pub fn non_finite_layers(&self) -> Vec<usize> {
+        self.layers
+            .iter()
+            .filter(|l| {
+                l.grad.as_ref().is_some_and(|g| {
+                    let finite = g.clone().is_finite().bool_not().int().sum();
+                    finite.into_scalar::<i64>() > 0
+                })
+            })
+            .map(|l| l.layer_id)
+            .collect()
+    }
+
     /// Distinct rows touched per layer, `(layer_id, rows)`.
     pub fn touched(&self) -> Vec<(usize, usize)> {
         self.layers

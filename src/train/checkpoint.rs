@@ -46,6 +46,35 @@ pub struct TrainerState {
     /// Module path -> parameter id of every trainable parameter (the optimizer state is
     /// keyed by these ids).
     pub param_ids: BTreeMap<String, u64>,
+    /// File name -> FNV-1a 64 checksum (hex) of `trainable.safetensors` and `optimizer.bpk`,
+    /// checked on load so a file damaged after it was written is refused by name (absent in
+    /// checkpoints of earlier versions: not checked).
+    #[serde(default)]
+    pub checksums: BTreeMap<String, String>,
+}
+
+/// FNV-1a, 64 bits, as 16 hex digits.
+fn fnv1a64(bytes: &[u8]) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in bytes {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{h:016x}")
+}
+
+/// Refuses `bytes` of `file` when the state records another checksum for it.
+fn verify(state: &TrainerState, file: &str, path: &Path, bytes: &[u8]) -> Result<()> {
+    match state.checksums.get(file) {
+        Some(want) if *want != fnv1a64(bytes) => Err(EngramError::bad_file(
+            path,
+            format!(
+                "checksum {} does not match {want} recorded in {STATE_FILE}: the file was damaged after it was written",
+                fnv1a64(bytes)
+            ),
+        )),
+        _ => Ok(()),
+    }
 }
 
 #[derive(Default)]
@@ -78,8 +107,10 @@ impl ModuleVisitor for Trainables {
 
 struct Restore {
     path: Vec<String>,
-    values: HashMap<String, (u64, TensorData)>,
+    values: HashMap<String, (u64, Vec<usize>, TensorData)>,
     placed: usize,
+    /// (path, stored shape, the model's shape) of the first tensor that does not fit.
+    misfit: Option<(String, Vec<usize>, Vec<usize>)>,
 }
 
 impl ModuleMapper for Restore {
@@ -90,11 +121,17 @@ impl ModuleMapper for Restore {
         self.path.pop();
     }
     fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
-        let Some((id, data)) = self.values.remove(&self.path.join(".")) else {
+        let path = self.path.join(".");
+        let Some((id, shape, data)) = self.values.remove(&path) else {
             return param;
         };
-        self.placed += 1;
         let old = param.val();
+        if shape.as_slice() != old.dims().as_slice() {
+            self.misfit
+                .get_or_insert((path, shape, old.dims().to_vec()));
+            return param;
+        }
+        self.placed += 1;
         let grad = old.is_require_grad();
         let value = Tensor::<D>::from_data(data, &old.device());
         Param::initialized(ParamId::from(id), value).set_require_grad(grad)
@@ -133,7 +170,9 @@ pub fn save_checkpoint<M: Module>(
         .iter()
         .map(|(p, _, s, d)| (p.clone(), Dtype::F32, s.clone(), f32_bytes(d)))
         .collect();
-    write_safetensors(&tmp.path().join(PARAMS_FILE), &tensors, None)?;
+    let params_path = tmp.path().join(PARAMS_FILE);
+    write_safetensors(&params_path, &tensors, None)?;
+    let params_sum = fnv1a64(&std::fs::read(&params_path).map_err(io(&params_path))?);
     let optim_path = tmp.path().join(OPTIM_FILE);
     let optim_bytes = optim
         .into_bytes()
@@ -146,6 +185,10 @@ pub fn save_checkpoint<M: Module>(
             .iter()
             .map(|(p, id, _, _)| (p.clone(), *id))
             .collect(),
+        checksums: BTreeMap::from([
+            (PARAMS_FILE.to_string(), params_sum),
+            (OPTIM_FILE.to_string(), fnv1a64(&optim_bytes)),
+        ]),
     };
     crate::config::write_json(&tmp.path().join(STATE_FILE), &state)?;
     sync_dir(tmp.path())?;
@@ -213,6 +256,7 @@ pub fn load_checkpoint<M: Module>(
     let state: TrainerState = crate::config::read_json(&ckpt.join(STATE_FILE))?;
     let params_path = ckpt.join(PARAMS_FILE);
     let bytes = std::fs::read(&params_path).map_err(io(&params_path))?;
+    verify(&state, PARAMS_FILE, &params_path, &bytes)?;
     let st = SafeTensors::deserialize(&bytes)
         .map_err(|e| EngramError::bad_file(&params_path, format!("not a safetensors file: {e}")))?;
     let mut values = HashMap::new();
@@ -223,7 +267,11 @@ pub fn load_checkpoint<M: Module>(
         let data = crate::checkpoint::view_to_f32(&params_path, name, &view)?;
         values.insert(
             name.clone(),
-            (*id, TensorData::new(data, view.shape().to_vec())),
+            (
+                *id,
+                view.shape().to_vec(),
+                TensorData::new(data, view.shape().to_vec()),
+            ),
         );
     }
     let expected = values.len();
@@ -231,8 +279,16 @@ pub fn load_checkpoint<M: Module>(
         path: Vec::new(),
         values,
         placed: 0,
+        misfit: None,
     };
     let model = model.map(&mut restore);
+    if let Some((name, stored, wanted)) = restore.misfit {
+        return Err(EngramError::tensor(
+            &params_path,
+            name,
+            format!("shape {stored:?}, but the model's parameter is {wanted:?}"),
+        ));
+    }
     if restore.placed != expected {
         let missing: Vec<&String> = restore.values.keys().collect();
         return Err(EngramError::bad_file(
@@ -244,6 +300,7 @@ pub fn load_checkpoint<M: Module>(
     }
     let optim_path = ckpt.join(OPTIM_FILE);
     let optim_bytes = std::fs::read(&optim_path).map_err(io(&optim_path))?;
+    verify(&state, OPTIM_FILE, &optim_path, &optim_bytes)?;
     let optim = optim
         .from_bytes(burn::tensor::Bytes::from_bytes_vec(optim_bytes))
         .map_err(|e| EngramError::bad_file(&optim_path, format!("optimizer state: {e:?}")))?;

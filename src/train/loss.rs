@@ -47,6 +47,8 @@ fn int2(data: &[i64], b: usize, t: usize, device: &Device) -> Tensor<2, Int> {
 
 impl TrainableLm for Qwen3ForCausalLM {
     fn batch_logits(&self, batch: &Batch, _gate: GateMode, device: &Device) -> Result<Tensor<3>> {
+        self.config()
+            .check_token_ids(batch.ids.iter().copied(), batch.seq_len)?;
         let ids = int2(&batch.ids, batch.batch, batch.seq_len, device);
         let mask = int2(&batch.attention_mask, batch.batch, batch.seq_len, device);
         self.forward(ids, Some(mask))
@@ -55,6 +57,9 @@ impl TrainableLm for Qwen3ForCausalLM {
 
 impl TrainableLm for Qwen3Engram {
     fn batch_logits(&self, batch: &Batch, gate: GateMode, device: &Device) -> Result<Tensor<3>> {
+        self.base
+            .config()
+            .check_token_ids(batch.ids.iter().copied(), batch.seq_len)?;
         let ids = int2(&batch.ids, batch.batch, batch.seq_len, device);
         let mask = int2(&batch.attention_mask, batch.batch, batch.seq_len, device);
         let hashes = self

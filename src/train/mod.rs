@@ -2,6 +2,7 @@
 
 mod checkpoint;
 mod clip;
+pub(crate) mod finite;
 mod lazy_adam;
 mod loss;
 mod schedule;
@@ -13,6 +14,7 @@ pub use checkpoint::{
     save_checkpoint,
 };
 pub use clip::{clip_global_norm, global_grad_norm};
+pub use finite::OnNonFinite;
 pub use lazy_adam::{LazyAdamState, LazyAdamW, TableUpdate};
 pub use loss::{TrainableLm, token_loss_sum};
 pub use schedule::CosineSchedule;

@@ -29,6 +29,11 @@ impl SparseStep {
         &self.batches[i]
     }
 
+    /// Engram layers whose table-row gradients hold NaN or infinity this step.
+    pub(crate) fn non_finite_layers(&self) -> Vec<usize> {
+        self.tables.non_finite_layers()
+    }
+
     /// Adds one backward pass's sub-table gradients.
     pub(crate) fn accumulate(&mut self, grads: &Gradients) {
         self.tables.accumulate(grads);

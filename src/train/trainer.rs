@@ -2,6 +2,7 @@
 //! warm-up, gradient accumulation with a token-mean loss over the accumulated batch, the
 //! Engram gate schedule, periodic eval loss, metrics per step.
 
+use std::path::PathBuf;
 use std::time::Instant;
 
 use burn::lr_scheduler::module_lr_scheduler::{ModuleLearningRate, ModuleLrScheduler};
@@ -15,6 +16,9 @@ use serde::{Deserialize, Serialize};
 
 use super::checkpoint::{CheckpointConfig, latest_checkpoint, load_checkpoint, save_checkpoint};
 use super::clip::clip_global_norm;
+use super::finite::{
+    OnNonFinite, describe, non_finite_grad_count, non_finite_grads, non_finite_params,
+};
 use super::lazy_adam::TableUpdate;
 use super::loss::{TrainableLm, token_loss_sum};
 use super::schedule::CosineSchedule;
@@ -65,6 +69,8 @@ pub struct TrainConfig {
     /// How the Engram tables are updated: dense AdamW (the study, default) or lazy AdamW on
     /// the rows each step reads ([`TableUpdate::Sparse`]: no checkpoints or clipping yet).
     pub table_update: TableUpdate,
+    /// Stop (default) or skip the step when the loss or a gradient is NaN or infinite.
+    pub on_non_finite: OnNonFinite,
 }
 
 impl Default for TrainConfig {
@@ -87,6 +93,7 @@ impl Default for TrainConfig {
             seed: 42,
             gate: GateSchedule::default(),
             table_update: TableUpdate::Dense,
+            on_non_finite: OnNonFinite::Stop,
         }
     }
 }
@@ -114,6 +121,27 @@ pub struct StepMetrics {
     pub grad_norm: Option<f64>,
     /// Eval loss, when evaluated after this step.
     pub eval_loss: Option<f64>,
+    /// Why the update was skipped (`OnNonFinite::SkipStep`); `None` for a normal step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
+}
+
+/// The error that stops a run at `step` on a non-finite `what`.
+fn non_finite(step: usize, what: &str, found: String, latest: &Option<PathBuf>) -> EngramError {
+    let state = match latest {
+        Some(p) => format!(
+            "the latest checkpoint, {}, holds the last good state",
+            p.display()
+        ),
+        None => "no checkpoint was written in this run".to_string(),
+    };
+    EngramError::NonFinite {
+        step,
+        what: what.to_string(),
+        detail: format!(
+            "{found}; training stopped, {state} (on_non_finite = skip_step skips such steps instead)"
+        ),
+    }
 }
 
 /// Token-mean eval loss of `seqs` (no gradients).
@@ -144,7 +172,9 @@ pub fn eval_loss<M: TrainableLm>(
 
 /// Trains the parameters of `model` that require gradients (freeze the rest first) on
 /// `data.train`, calling `on_step` after every optimizer step. Returns the trained model and
-/// the metrics. A non-finite loss stops training with an error naming the step.
+/// the metrics. A non-finite loss or gradient stops training with
+/// [`EngramError::NonFinite`] naming the step and the parameters at fault (or, with
+/// `cfg.on_non_finite = SkipStep`, skips that step's update).
 ///
 /// With `checkpoints`, a checkpoint is written every `every` steps (the last `keep_last`
 /// kept), and with `resume` the run continues from the latest one exactly: same parameters,
@@ -164,7 +194,7 @@ pub fn train<M: TrainableLm>(
         return Err(EngramError::BadBatch("no training sequences".into()));
     }
     let steps_per_epoch = data.train.len().div_ceil(per_step);
-    let schedule_steps = steps_per_epoch * cfg.epochs.max(1);
+    let schedule_steps = steps_per_epoch.saturating_mul(cfg.epochs.max(1));
     let total_steps = cfg
         .max_steps
         .map_or(schedule_steps, |m| m.min(schedule_steps));
@@ -191,11 +221,13 @@ pub fn train<M: TrainableLm>(
         model = model.map_engram_layers(|l| l.with_tables_trainable(false));
     }
     let mut start_step = 0;
+    let mut latest: Option<PathBuf> = None;
     if let Some(c) = checkpoints.filter(|c| c.resume)
         && let Some(path) = latest_checkpoint(&c.dir)?
     {
         let (m, o, state) = load_checkpoint(model, optim, &path)?;
         (model, optim, start_step) = (m, o, state.step);
+        latest = Some(path);
     }
 
     let start = Instant::now();
@@ -231,6 +263,8 @@ pub fn train<M: TrainableLm>(
             let gate = cfg.gate.at(step);
             let mut accumulator = GradientsAccumulator::<M>::new();
             let mut loss_sum = 0.0f64;
+            let mut skipped: Option<String> = None;
+            let skip = cfg.on_non_finite == OnNonFinite::SkipStep;
             let mut sparse_step = match &sparse {
                 Some(s) => Some(s.prepare(&model, &batches, gate, device)?),
                 None => None,
@@ -243,10 +277,21 @@ pub fn train<M: TrainableLm>(
                 let loss = token_loss_sum(logits, batch).div_scalar(tokens as f64);
                 let value = loss.clone().into_scalar::<f32>() as f64;
                 if !value.is_finite() {
-                    return Err(EngramError::BadBatch(format!(
-                        "non-finite training loss ({value}) at step {}",
-                        step + 1
-                    )));
+                    let bad = non_finite_params(&model)?;
+                    if bad.is_empty() && skip {
+                        skipped = Some(format!("non-finite training loss ({value})"));
+                        loss_sum = value;
+                        break;
+                    }
+                    let found = if bad.is_empty() {
+                        format!("the loss is {value} while every parameter is finite")
+                    } else {
+                        format!(
+                            "the loss is {value}; parameters holding NaN or infinity: {}",
+                            describe(&bad)
+                        )
+                    };
+                    return Err(non_finite(step + 1, "training loss", found, &latest));
                 }
                 loss_sum += value;
                 let grads = loss.backward();
@@ -256,35 +301,59 @@ pub fn train<M: TrainableLm>(
                 accumulator.accumulate(&model, GradientsParams::from_grads(grads, &model));
             }
             let lr = cfg.lr * schedule.factor(step);
-            let mut grads = accumulator.grads();
             let mut grad_norm = None;
-            if let Some(max) = cfg.max_grad_norm {
-                let (clipped, norm) = clip_global_norm(&model, grads, max)?;
-                if !norm.is_finite() {
-                    return Err(EngramError::BadBatch(format!(
-                        "non-finite gradient norm ({norm}) at step {}",
-                        step + 1
-                    )));
+            if let Some(bad) = sparse_step.as_ref().map(|s| s.non_finite_layers())
+                && !bad.is_empty()
+                && skipped.is_none()
+            {
+                let found = format!("NaN or infinite table-row gradients in Engram layers {bad:?}");
+                if !skip {
+                    return Err(non_finite(step + 1, "gradient", found, &latest));
                 }
-                (grads, grad_norm) = (clipped, Some(norm));
+                skipped = Some(format!("non-finite gradient: {found}"));
             }
-            let lr_module: ModuleLearningRate = if cfg.table_lr_mult != 1.0 {
-                ModuleLrScheduler::new(lr)
-                    .with_group(tables.clone(), lr * cfg.table_lr_mult)
-                    .step()
-            } else {
-                lr.into()
-            };
-            model = optim.step(lr_module, model, grads);
-            if let (Some(s), Some(step)) = (&mut sparse, sparse_step) {
-                model = s.apply(model, step, lr);
+            if skipped.is_none() {
+                let mut grads = accumulator.grads();
+                if non_finite_grad_count(&model, &grads)? > 0.0 {
+                    let found = describe(&non_finite_grads(&model, &grads)?);
+                    if !skip {
+                        let found = format!("NaN or infinite gradient elements in {found}");
+                        return Err(non_finite(step + 1, "gradient", found, &latest));
+                    }
+                    skipped = Some(format!("non-finite gradient of {found}"));
+                } else if let Some(max) = cfg.max_grad_norm {
+                    let (clipped, norm) = clip_global_norm(&model, grads, max)?;
+                    grad_norm = Some(norm);
+                    grads = clipped;
+                    if !norm.is_finite() {
+                        let found =
+                            format!("every element is finite but the norm overflows ({norm})");
+                        if !skip {
+                            return Err(non_finite(step + 1, "gradient norm", found, &latest));
+                        }
+                        skipped = Some(format!("non-finite gradient norm: {found}"));
+                    }
+                }
+                if skipped.is_none() {
+                    let lr_module: ModuleLearningRate = if cfg.table_lr_mult != 1.0 {
+                        ModuleLrScheduler::new(lr)
+                            .with_group(tables.clone(), lr * cfg.table_lr_mult)
+                            .step()
+                    } else {
+                        lr.into()
+                    };
+                    model = optim.step(lr_module, model, grads);
+                    if let (Some(s), Some(step)) = (&mut sparse, sparse_step) {
+                        model = s.apply(model, step, lr);
+                    }
+                }
             }
             step += 1;
             if let Some(c) = checkpoints
                 && c.every > 0
                 && step.is_multiple_of(c.every)
             {
-                save_checkpoint(c, step, &model, &optim)?;
+                latest = Some(save_checkpoint(c, step, &model, &optim)?);
             }
             let eval_loss = if (cfg.eval_every > 0 && step.is_multiple_of(cfg.eval_every))
                 || step == total_steps
@@ -310,6 +379,7 @@ pub fn train<M: TrainableLm>(
                 elapsed_s: start.elapsed().as_secs_f64(),
                 grad_norm,
                 eval_loss,
+                skipped,
             };
             on_step(&m);
             metrics.push(m);

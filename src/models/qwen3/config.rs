@@ -184,6 +184,68 @@ impl Qwen3Config {
         if self.rope_scaling.as_ref().is_some_and(|v| !v.is_null()) {
             return bad("rope_scaling", "RoPE scaling is not supported".into());
         }
+        // sizes a corrupt config could blow up: the RoPE tables are built up front
+        let rope = self.max_position_embeddings as u128 * self.head_dim() as u128;
+        if rope > MAX_ROPE_ELEMENTS {
+            return bad(
+                "max_position_embeddings",
+                format!(
+                    "{} positions x head_dim {} = {rope} RoPE entries (more than {MAX_ROPE_ELEMENTS})",
+                    self.max_position_embeddings,
+                    self.head_dim()
+                ),
+            );
+        }
+        let params = self.implied_params();
+        if params > MAX_PARAMS {
+            return bad(
+                "hidden_size",
+                format!(
+                    "the dimensions imply {params} parameters (more than {MAX_PARAMS}): a size is wrong"
+                ),
+            );
+        }
         Ok(())
     }
+
+    /// Checks that every id of a `[rows, seq_len]` batch (row-major) indexes the embedding
+    /// table, naming the first that does not.
+    pub fn check_token_ids(
+        &self,
+        ids: impl IntoIterator<Item = i64>,
+        seq_len: usize,
+    ) -> Result<()> {
+        for (i, id) in ids.into_iter().enumerate() {
+            if id < 0 || id as u64 >= self.vocab_size as u64 {
+                return Err(EngramError::BadBatch(format!(
+                    "token id {id} at row {}, position {} is outside the model's vocabulary (vocab_size {} in config.json)",
+                    i / seq_len.max(1),
+                    i % seq_len.max(1),
+                    self.vocab_size
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The backbone parameters these dimensions imply (u128: no overflow on any config;
+    /// attention biases left out).
+    pub fn implied_params(&self) -> u128 {
+        let (v, h, i) = (
+            self.vocab_size as u128,
+            self.hidden_size as u128,
+            self.intermediate_size as u128,
+        );
+        let d = self.head_dim() as u128;
+        let q = self.num_attention_heads as u128 * d;
+        let kv = self.num_key_value_heads as u128 * d;
+        let layer = h * q * 2 + h * kv * 2 + 2 * d + 3 * h * i + 2 * h;
+        let head = if self.tie_word_embeddings { 0 } else { v * h };
+        v * h + self.num_hidden_layers as u128 * layer + h + head
+    }
 }
+
+/// At most this many RoPE table entries (2^31 per table, 8 GiB in f32).
+const MAX_ROPE_ELEMENTS: u128 = 1 << 31;
+/// At most this many backbone parameters (2^40, about a trillion).
+const MAX_PARAMS: u128 = 1 << 40;

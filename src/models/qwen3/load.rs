@@ -66,9 +66,35 @@ pub fn load_qwen3(
     dtype: DType,
 ) -> Result<Qwen3ForCausalLM> {
     let dir = dir.as_ref();
-    let config = Qwen3Config::from_file(dir.join("config.json"))?;
-    let mut model = Qwen3ForCausalLM::new(&config, device);
+    let config_path = dir.join("config.json");
+    let config = Qwen3Config::from_file(&config_path)?;
     let files = weight_files(dir)?;
+    // before allocating: the weights must be able to hold what the config describes (2 bytes
+    // a parameter, bf16/f16, is the least a float file stores)
+    let file_bytes: u128 = files
+        .iter()
+        .map(|f| {
+            f.metadata()
+                .map(|m| m.len() as u128)
+                .map_err(|e| EngramError::io(f, e))
+        })
+        .sum::<Result<u128>>()?;
+    let params = config.implied_params();
+    if params * 2 > file_bytes {
+        return Err(EngramError::bad_file(
+            &config_path,
+            format!(
+                "the dimensions imply {params} parameters ({} bytes even in bf16) but the weight files ({}) hold {file_bytes} bytes: a size in config.json does not match the weights",
+                params * 2,
+                files
+                    .iter()
+                    .filter_map(|f| f.file_name().map(|n| n.to_string_lossy().into_owned()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ));
+    }
+    let mut model = Qwen3ForCausalLM::new(&config, device);
 
     let mut applied = BTreeSet::new();
     let mut missing = BTreeSet::new();
@@ -100,6 +126,16 @@ pub fn load_qwen3(
             unexpected: unexpected.into_iter().collect(),
             mismatched: mismatched.into_iter().collect(),
         });
+    }
+    let bad = crate::train::finite::non_finite_params(&model)?;
+    if !bad.is_empty() {
+        return Err(EngramError::bad_file(
+            dir,
+            format!(
+                "weights hold NaN or infinite values: {}",
+                crate::train::finite::describe(&bad)
+            ),
+        ));
     }
     Ok(model)
 }

@@ -32,6 +32,8 @@ fn squeeze_batch(logits: Tensor<3>) -> Tensor<2> {
 
 impl CausalLm for Qwen3ForCausalLM {
     fn token_logits(&self, ids: &[u32], cache: Option<&mut KvCache>) -> Result<Tensor<2>> {
+        self.config()
+            .check_token_ids(ids.iter().map(|&i| i as i64), ids.len())?;
         let device = self.model.embed_tokens.weight.device();
         let out = self.forward_with(ids_tensor(ids, &device), None, cache, &NoInjection, &())?;
         Ok(squeeze_batch(out))
@@ -53,6 +55,9 @@ impl CausalLm for Qwen3Engram {
         }
         let device = self.base.model.embed_tokens.weight.device();
         let raw: Vec<i64> = ids.iter().map(|&i| i as i64).collect();
+        self.base
+            .config()
+            .check_token_ids(raw.iter().copied(), raw.len())?;
         let batch = self.engram.prepare(&raw, 1, raw.len(), &device)?;
         Ok(squeeze_batch(self.forward(
             ids_tensor(ids, &device),

@@ -36,8 +36,7 @@ impl Qwen3Tokenizer {
     pub fn from_dir(dir: impl AsRef<Path>) -> Result<Self> {
         let dir = dir.as_ref();
         let path = dir.join("tokenizer.json");
-        let inner = Tokenizer::from_file(&path)
-            .map_err(|e| EngramError::Tokenizer(format!("{}: {e}", path.display())))?;
+        let inner = crate::vocab::load_tokenizer(&path)?;
         let token_id = |t: &str, from: &Path| {
             inner.token_to_id(t).ok_or_else(|| {
                 EngramError::bad_file(from, format!("token {t:?} is not in tokenizer.json"))
