@@ -1021,8 +1021,10 @@ fn example(name: &str) -> PathBuf {
                 let p = e.path();
                 if p.is_dir() {
                     newest(&p)
-                } else {
+                } else if p.extension().is_some_and(|x| x == "rs") {
                     p.metadata().and_then(|m| m.modified()).ok()
+                } else {
+                    None // data files (e.g. a freshly pretrained base model) do not make it stale
                 }
             })
             .max()

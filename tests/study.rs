@@ -14,8 +14,8 @@ use burn_engram::eval::truthfulqa::evaluate_with_primer;
 use burn_engram::models::qwen3::{CausalLm, Qwen3Tokenizer, chatml, load_qwen3, save_qwen3};
 use burn_engram::study::{
     Ablation, Method, PROBE_PRIMER, Profile, ResultsFile, RunResult, RunSpec, StudyInputs,
-    base_model_dir, corpus_documents, main_runs, probe_questions, run_ablation, run_main,
-    train_tokenizer,
+    base_model_dir, corpus_documents, load_ablations, main_runs, probe_questions, run_ablation,
+    run_main, train_tokenizer,
 };
 
 /// PNG signature, a 13-byte IHDR first with the expected size, IEND last.
@@ -243,4 +243,69 @@ fn saved_qwen3_folder_loads_back_identically() {
     let b = back.token_logits(&ids, None).unwrap().into_data();
     assert_eq!(a, b);
     assert_eq!(model.num_params(), back.num_params());
+}
+
+/// The shipped ablation files parse and resolve under every profile; a bad field is named.
+#[test]
+fn shipped_ablations_resolve_and_bad_fields_are_named() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/studies");
+    let studies = load_ablations(&dir).unwrap();
+    let names: Vec<&str> = studies.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "1_layers",
+            "2_embed_dim",
+            "3_heads",
+            "4_vocab_n3",
+            "5_vocab_n4"
+        ]
+    );
+    for profile in [Profile::Miniature, Profile::Published, Profile::Paper] {
+        let defaults = profile.defaults(0);
+        for s in &studies {
+            for r in &s.runs {
+                let run = r.resolve(&defaults).unwrap();
+                assert_eq!(run.method, Method::Engram);
+            }
+        }
+    }
+    let mini = Profile::Miniature.defaults(0);
+    let late = studies[0].runs[2].resolve(&mini).unwrap();
+    assert_eq!(late.engram.layer_ids, [2, 3]);
+    let n3 = studies[3].runs[2].resolve(&mini).unwrap();
+    assert_eq!(
+        (
+            n3.engram.max_ngram_size,
+            n3.engram.engram_vocab_size.clone()
+        ),
+        (3, vec![1000, 200])
+    );
+
+    let bad: RunSpec =
+        serde_json::from_str(r#"{"name": "x", "method": "engram", "engram": {"layer_idz": [1]}}"#)
+            .unwrap();
+    let err = bad.resolve(&mini).unwrap_err().to_string();
+    assert!(err.contains("engram") && err.contains("layer_idz"), "{err}");
+    let bad: RunSpec = serde_json::from_str(
+        r#"{"name": "x", "method": "engram", "engram": {"max_ngram_size": 1}}"#,
+    )
+    .unwrap();
+    assert!(
+        bad.resolve(&mini)
+            .unwrap_err()
+            .to_string()
+            .contains("max_ngram_size")
+    );
+    let bad = RunSpec::new("../escape", Method::Lora);
+    assert!(bad.resolve(&mini).unwrap_err().to_string().contains("name"));
+    let bad: RunSpec =
+        serde_json::from_str(r#"{"name": "x", "method": "lora", "train": {"lr": "fast"}}"#)
+            .unwrap();
+    assert!(
+        bad.resolve(&mini)
+            .unwrap_err()
+            .to_string()
+            .contains("train")
+    );
 }
