@@ -11,7 +11,6 @@ use std::sync::Arc;
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::tensor::{DType, Device, Int, Tensor, TensorData};
 use burn_engram::data::dataset::{Batch, DataConfig, StudyData, build, make_batch};
-use burn_engram::data::glaive::Sample;
 use burn_engram::lora::{LoraConfig, apply_lora, load_adapter, save_adapter};
 use burn_engram::models::qwen3::{
     Qwen3Engram, Qwen3ForCausalLM, Qwen3Tokenizer, load_qwen3, score_continuations,
@@ -21,7 +20,7 @@ use burn_engram::train::{
     CheckpointConfig, TrainConfig, TrainableLm, eval_loss, latest_checkpoint, token_loss_sum, train,
 };
 use burn_engram::{CompressedVocab, EngramConfig, InitOptions};
-use common::{f32_tensor, fixture, i64_tensor, max_abs_diff};
+use common::{f32_tensor, fixture, i64_tensor, max_abs_diff, weather_samples};
 use safetensors::SafeTensors;
 use safetensors::tensor::Dtype;
 
@@ -265,16 +264,7 @@ fn the_loss_of_bf16_logits_is_computed_in_f32() {
 
 fn study_data() -> (StudyData, Qwen3Tokenizer) {
     let tok = Qwen3Tokenizer::from_dir(fixture("qwen3/tied")).unwrap();
-    let samples: Vec<Sample> = (0..20)
-        .map(|i| Sample {
-            instruction: format!("Tools: get_weather. Row {i}."),
-            input: format!("Weather in C{}?", i % 5),
-            output: format!(
-                "<functioncall> {{\"name\": \"get_weather\", \"city\": \"C{}\"}}",
-                i % 5
-            ),
-        })
-        .collect();
+    let samples = weather_samples();
     let data = build(
         &samples,
         &tok,

@@ -67,21 +67,11 @@ pub fn tiny_engram_run(
     u32,
 ) {
     use burn_engram::data::dataset::{DataConfig, build};
-    use burn_engram::data::glaive::Sample;
     use burn_engram::models::qwen3::{Qwen3Engram, Qwen3Tokenizer, load_qwen3};
     use burn_engram::{CompressedVocab, EngramConfig, InitOptions};
     let dir = fixture("qwen3/tied");
     let tok = Qwen3Tokenizer::from_dir(&dir).unwrap();
-    let samples: Vec<Sample> = (0..20)
-        .map(|i| Sample {
-            instruction: format!("Tools: get_weather. Row {i}."),
-            input: format!("Weather in C{}?", i % 5),
-            output: format!(
-                "<functioncall> {{\"name\": \"get_weather\", \"city\": \"C{}\"}}",
-                i % 5
-            ),
-        })
-        .collect();
+    let samples = weather_samples();
     let data = build(
         &samples,
         &tok,
@@ -114,4 +104,18 @@ pub fn tiny_engram_run(
     .unwrap()
     .freeze_backbone();
     (model, data, tok.pad_id)
+}
+
+/// 20 small function-call samples (5 cities) for the tiny fixture models.
+pub fn weather_samples() -> Vec<burn_engram::data::glaive::Sample> {
+    (0..20)
+        .map(|i| burn_engram::data::glaive::Sample {
+            instruction: format!("Tools: get_weather. Row {i}."),
+            input: format!("Weather in C{}?", i % 5),
+            output: format!(
+                "<functioncall> {{\"name\": \"get_weather\", \"city\": \"C{}\"}}",
+                i % 5
+            ),
+        })
+        .collect()
 }
