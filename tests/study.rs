@@ -30,8 +30,8 @@ fn assert_png(path: &Path, width: u32, height: u32) {
     assert!(bytes.len() > 2000, "a figure, not an empty image");
 }
 
-/// Equal runs (floats read back from JSON within 1e-12: serde_json's parsing may differ in
-/// the last bit); equal `seconds` shows a run was read back, not redone.
+/// Equal runs, bit for bit: floats survive the JSON round trip exactly (serde_json's
+/// `float_roundtrip`); equal `seconds` shows a run was read back, not redone.
 fn assert_same(a: &[RunResult], b: &[RunResult]) {
     assert_eq!(a.len(), b.len());
     for (x, y) in a.iter().zip(b) {
@@ -39,11 +39,11 @@ fn assert_same(a: &[RunResult], b: &[RunResult]) {
             (&x.name, &x.method, x.trainable_params, x.steps),
             (&y.name, &y.method, y.trainable_params, y.steps)
         );
-        assert_eq!(x.seconds, y.seconds, "{} was redone", x.name);
-        let close = |p: f64, q: f64| (p - q).abs() <= 1e-12 * p.abs().max(1.0);
-        assert!(close(x.eval_loss.unwrap(), y.eval_loss.unwrap()));
-        assert!(
-            close(x.truthfulqa_mc1, y.truthfulqa_mc1) && close(x.truthfulqa_mc2, y.truthfulqa_mc2)
+        assert_eq!(x.seconds.to_bits(), y.seconds.to_bits(), "{} was redone", x.name);
+        assert_eq!(x.eval_loss.map(f64::to_bits), y.eval_loss.map(f64::to_bits));
+        assert_eq!(
+            (x.truthfulqa_mc1.to_bits(), x.truthfulqa_mc2.to_bits()),
+            (y.truthfulqa_mc1.to_bits(), y.truthfulqa_mc2.to_bits())
         );
         assert_eq!(x.eval_curve.len(), y.eval_curve.len());
     }
