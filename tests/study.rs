@@ -39,7 +39,12 @@ fn assert_same(a: &[RunResult], b: &[RunResult]) {
             (&x.name, &x.method, x.trainable_params, x.steps),
             (&y.name, &y.method, y.trainable_params, y.steps)
         );
-        assert_eq!(x.seconds.to_bits(), y.seconds.to_bits(), "{} was redone", x.name);
+        assert_eq!(
+            x.seconds.to_bits(),
+            y.seconds.to_bits(),
+            "{} was redone",
+            x.name
+        );
         assert_eq!(x.eval_loss.map(f64::to_bits), y.eval_loss.map(f64::to_bits));
         assert_eq!(
             (x.truthfulqa_mc1.to_bits(), x.truthfulqa_mc2.to_bits()),
