@@ -126,11 +126,11 @@ impl EngramConfig {
             .engram_vocab_size
             .iter()
             .enumerate()
-            .find(|(_, v)| **v < 2 || **v > u32::MAX as u64)
+            .find(|(_, v)| **v < 2 || **v > i32::MAX as u64)
         {
             return Err(EngramError::config(
                 "engram_vocab_size",
-                format!("entry {i} is {v}; each size must be in 2..=4294967295"),
+                format!("entry {i} is {v}; each size must be in 2..=2147483647 (hash ids are i32)"),
             ));
         }
         if self.n_head_per_ngram == 0 {

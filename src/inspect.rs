@@ -49,7 +49,7 @@ pub fn inspect(hasher: &NgramHasher, rows: &[Vec<i64>], lookup: &[i64]) -> Resul
         let flat = ids
             .layer(lh.layer_id)
             .expect("every configured layer is hashed");
-        let hash_ids: Vec<Vec<&[i64]>> = flat
+        let hash_ids: Vec<Vec<&[i32]>> = flat
             .chunks(ids.seq_len * ids.heads)
             .map(|row| row.chunks(ids.heads).collect())
             .collect();

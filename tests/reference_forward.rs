@@ -36,7 +36,7 @@ fn load_case(name: &str, device: &Device) -> Case {
         batch: ishape[0],
         seq_len: ishape[1],
         heads: ishape[2],
-        layers: vec![(layer, hash)],
+        layers: vec![(layer, hash.into_iter().map(|h| h as i32).collect())],
     };
     Case {
         layers,

@@ -12,7 +12,7 @@
 pub(crate) const MAX_PRIME: u64 = 1 << 21;
 
 /// 2^52 as f64: adding it to an integer-valued `0 <= r < 2^52` leaves `r` in the low
-/// mantissa bits, which turns f64 -> i64 into an integer subtraction that vectorizes.
+/// mantissa bits, which turns f64 -> integer into a truncation that vectorizes.
 const MAGIC: f64 = 4_503_599_627_370_496.0;
 
 /// Per-head constants of one layer, head-major like the output.
@@ -38,7 +38,7 @@ impl FastMod {
 
     /// `out[j] = mix mod p[base + j]` for `j < out.len()`; `mix` must be `>= 0`.
     #[inline(always)]
-    pub(crate) fn reduce(&self, mix: i64, base: usize, out: &mut [i64]) {
+    pub(crate) fn reduce(&self, mix: i64, base: usize, out: &mut [i32]) {
         debug_assert!(mix >= 0);
         let n = out.len();
         let hi = (mix >> 32) as f64;
@@ -54,7 +54,8 @@ impl FastMod {
             let mut r = x - q * p[j];
             r = if r < 0.0 { r + p[j] } else { r };
             r = if r >= p[j] { r - p[j] } else { r };
-            out[j] = ((r + MAGIC).to_bits() - MAGIC.to_bits()) as i64;
+            // r < 2^21 sits in the low mantissa bits of r + 2^52
+            out[j] = (r + MAGIC).to_bits() as u32 as i32;
         }
     }
 }
@@ -84,11 +85,11 @@ mod tests {
             mixes.push((x >> 1) as i64);
             mixes.push((x >> 1 >> (x % 62)) as i64);
         }
-        let mut out = vec![0i64; primes.len()];
+        let mut out = vec![0i32; primes.len()];
         for &m in &mixes {
             fm.reduce(m, 0, &mut out);
             for (j, &p) in primes.iter().enumerate() {
-                assert_eq!(out[j], m % p as i64, "{m} mod {p}");
+                assert_eq!(out[j] as i64, m % p as i64, "{m} mod {p}");
             }
         }
         assert!(FastMod::new(&[MAX_PRIME + 1]).is_none());

@@ -99,13 +99,14 @@ pub struct HashIds {
     pub seq_len: usize,
     /// `(N-1) * H`.
     pub heads: usize,
-    /// `(layer_id, ids)` in configured layer order.
-    pub layers: Vec<(usize, Vec<i64>)>,
+    /// `(layer_id, ids)` in configured layer order. `i32`, Burn's integer type: a head's
+    /// ids are below its table size, which [`NgramHasher::new`] keeps under `2^31`.
+    pub layers: Vec<(usize, Vec<i32>)>,
 }
 
 impl HashIds {
     /// The ids of one layer, if it has Engram.
-    pub fn layer(&self, layer_id: usize) -> Option<&[i64]> {
+    pub fn layer(&self, layer_id: usize) -> Option<&[i32]> {
         self.layers
             .iter()
             .find(|(l, _)| *l == layer_id)
@@ -153,6 +154,17 @@ impl NgramHasher {
             config.n_head_per_ngram,
             config.layer_ids.len(),
         );
+        if let Some(p) = sizes
+            .iter()
+            .flatten()
+            .flatten()
+            .find(|&&p| p > i32::MAX as u64)
+        {
+            return Err(EngramError::config(
+                "engram_vocab_size",
+                format!("a head's table size (the prime {p}) exceeds 2147483647; hash ids are i32"),
+            ));
+        }
         let layers = config
             .layer_ids
             .iter()
@@ -311,7 +323,7 @@ impl NgramHasher {
         src: &[i64],
         seq_len: usize,
         first: usize,
-        dst: &mut [i64],
+        dst: &mut [i32],
     ) {
         #[cfg(target_arch = "x86_64")]
         {
@@ -339,7 +351,7 @@ impl NgramHasher {
         src: &[i64],
         seq_len: usize,
         first: usize,
-        dst: &mut [i64],
+        dst: &mut [i32],
     ) {
         self.hash_span_impl(layer, src, seq_len, first, dst)
     }
@@ -352,7 +364,7 @@ impl NgramHasher {
         src: &[i64],
         seq_len: usize,
         first: usize,
-        dst: &mut [i64],
+        dst: &mut [i32],
     ) {
         self.hash_span_impl(layer, src, seq_len, first, dst)
     }
@@ -364,7 +376,7 @@ impl NgramHasher {
         src: &[i64],
         seq_len: usize,
         first: usize,
-        dst: &mut [i64],
+        dst: &mut [i32],
     ) {
         let n = self.max_ngram_size;
         let h = self.n_head;
@@ -388,10 +400,11 @@ impl NgramHasher {
                     _ => {
                         for (j, o) in out.iter_mut().enumerate() {
                             *o = if mix >= 0 {
-                                (mix as u64 % layer.reducers[base + j]) as i64
+                                // below the head size, < 2^31 (checked in `new`)
+                                (mix as u64 % layer.reducers[base + j]) as i32
                             } else {
                                 // Only reachable with negative ids; numpy's % is a floor modulus.
-                                mix.rem_euclid(layer.head_sizes[base + j] as i64)
+                                mix.rem_euclid(layer.head_sizes[base + j] as i64) as i32
                             };
                         }
                     }

@@ -241,12 +241,11 @@ impl EngramLayers {
                         lh.layer_id
                     )));
                 }
-                let offsets = lh.offsets();
+                // the table's rows fit i32 (checked when the layers were built)
+                let offsets: Vec<i32> = lh.offsets().into_iter().map(|o| o as i32).collect();
                 let global: Vec<i32> = hashed
                     .chunks_exact(ids.heads)
-                    .flat_map(|tok| {
-                        tok.iter().zip(&offsets).map(|(&h, &o)| (h + o as i64) as i32)
-                    })
+                    .flat_map(|tok| tok.iter().zip(&offsets).map(|(&h, &o)| h + o))
                     .collect();
                 Ok((lh.layer_id, global))
             })
