@@ -59,6 +59,9 @@ struct Args {
     /// Bytes of each buffer of the copy-bandwidth probe.
     #[arg(long, default_value_t = 256 << 20)]
     copy_bytes: usize,
+    /// Run only these workload groups (copy, hash, gather, engram, step); all by default.
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
 }
 
 const TOKENIZER_VOCAB: i64 = 151_669;
@@ -128,31 +131,35 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let vocab = vocab();
     let (b, t) = (args.batch, args.seq);
     let mut w = serde_json::Map::new();
+    let want = |group: &str| args.only.is_empty() || args.only.iter().any(|g| g == group);
 
     // --- copy bandwidth (STREAM-like copy, all threads) ------------------------------------
-    let n = args.copy_bytes / 4;
-    let src: Vec<f32> = (0..n).map(|i| i as f32).collect();
-    let mut dst = vec![0f32; n];
-    let chunk = (n / rayon::current_num_threads().max(1) / 8).max(1 << 16);
-    let mut r = time(reps.max(3), || {
-        dst.par_chunks_mut(chunk)
-            .zip(src.par_chunks(chunk))
-            .for_each(|(d, s)| d.copy_from_slice(s));
-        black_box(&dst);
-    });
-    let copy_bw = 2.0 * args.copy_bytes as f64 / best(&r);
-    r.insert("bytes_moved".into(), json!(2 * args.copy_bytes));
-    r.insert("bytes_per_s".into(), json!(copy_bw));
-    w.insert("copy".into(), Value::Object(r));
-    drop((src, dst));
+    if want("copy") {
+        let n = args.copy_bytes / 4;
+        let src: Vec<f32> = (0..n).map(|i| i as f32).collect();
+        let mut dst = vec![0f32; n];
+        let chunk = (n / rayon::current_num_threads().max(1) / 8).max(1 << 16);
+        let mut r = time(reps.max(3), || {
+            dst.par_chunks_mut(chunk)
+                .zip(src.par_chunks(chunk))
+                .for_each(|(d, s)| d.copy_from_slice(s));
+            black_box(&dst);
+        });
+        let copy_bw = 2.0 * args.copy_bytes as f64 / best(&r);
+        r.insert("bytes_moved".into(), json!(2 * args.copy_bytes));
+        r.insert("bytes_per_s".into(), json!(copy_bw));
+        w.insert("copy".into(), Value::Object(r));
+        drop((src, dst));
+    }
 
     // --- hashing --------------------------------------------------------------------------
     let hb = args.hash_batch;
     let ids = tokens(hb * t, 1);
-    for (name, cfg) in [
+    let hash_configs = [
         ("hash_headline", EngramConfig::tinyengram_headline()),
         ("hash_demo", EngramConfig::default()),
-    ] {
+    ];
+    for (name, cfg) in hash_configs.into_iter().filter(|_| want("hash")) {
         let hasher = NgramHasher::new(&cfg, vocab.clone())?;
         let mut r = time(reps.max(5), || {
             black_box(hasher.hash(&ids, hb, t).expect("hash"));
@@ -182,7 +189,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let xb = tokens(b * t, 2);
     let ad = device.clone().autodiff();
-    for (name, cfg) in [("headline", &head), ("big", &big)] {
+    let gather_configs = [("headline", &head), ("big", &big)];
+    for (name, cfg) in gather_configs.into_iter().filter(|_| want("gather")) {
         let layers = EngramLayers::new(cfg, vocab.clone(), 1024, InitOptions::default(), &device)?;
         let engram = layers.layer(1).expect("layer 1");
         let mhe = &engram.multi_head_embedding;
@@ -237,7 +245,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
 
     // --- the Engram module, forward and forward + backward, headline shape -----------------
-    {
+    if want("engram") {
         let hidden = 1024;
         let layers = EngramLayers::new(&head, vocab.clone(), hidden, InitOptions::default(), &ad)?;
         let batch = layers.prepare(&xb, b, t, &ad)?;
@@ -310,7 +318,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // --- table-only training step: dense AdamW vs sparse lazy AdamW ------------------------
     let k = 48;
     let dim = args.step_dim;
-    for &rows_n in &args.step_rows {
+    for &rows_n in args.step_rows.iter().filter(|_| want("step")) {
         let mut x = 0x2545_F491_4F6C_DD1Du64 ^ rows_n as u64;
         let idx: Vec<i32> = (0..b * t * k)
             .map(|_| {

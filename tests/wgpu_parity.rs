@@ -27,7 +27,7 @@ fn forward(name: &str, device: &Device) -> Vec<f32> {
         batch: s[0],
         seq_len: s[1],
         heads: s[2],
-        layers: vec![(layer, hash)],
+        layers: vec![(layer, hash.into_iter().map(|h| h as i32).collect())],
     };
     let batch = layers.upload(&ids, device).unwrap();
     let hidden = Tensor::<4>::from_data(TensorData::new(hidden, hshape), device);
