@@ -21,6 +21,12 @@ use clap::Parser;
 use rayon::prelude::*;
 use serde_json::{Value, json};
 
+// Burn's CPU backend allocates a fresh buffer for every op's output; mimalloc keeps freed
+// memory for reuse instead of handing it back to the OS, saving the page faults of each new
+// buffer (measured in docs/BENCHMARKS.md).
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 struct Args {
     /// Where to write the JSON.

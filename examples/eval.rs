@@ -22,6 +22,12 @@ use burn_engram::train::eval_loss;
 use clap::{ArgGroup, Parser};
 use indicatif::{ProgressBar, ProgressStyle};
 
+// Burn's CPU backend allocates a fresh buffer for every op's output; mimalloc keeps freed
+// memory for reuse instead of handing it back to the OS, saving the page faults of each new
+// buffer (measured in docs/BENCHMARKS.md).
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser, Debug)]
 #[command(about = "Eval loss and TruthfulQA MC1/MC2 of a Qwen3 model")]
 #[command(group(ArgGroup::new("adapter").args(["engram", "lora"])))]

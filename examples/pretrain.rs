@@ -29,6 +29,12 @@ use burn_engram::{EngramError, Result};
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 
+// Burn's CPU backend allocates a fresh buffer for every op's output; mimalloc keeps freed
+// memory for reuse instead of handing it back to the OS, saving the page faults of each new
+// buffer (measured in docs/BENCHMARKS.md).
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser, Debug)]
 #[command(about = "Pretrain the study's embedded base model on the committed corpus")]
 struct Args {

@@ -15,6 +15,12 @@ use burn_engram::models::qwen3::{AdaptedQwen3, Qwen3Tokenizer, score_continuatio
 use burn_engram::precision::Precision;
 use clap::{ArgGroup, Parser};
 
+// Burn's CPU backend allocates a fresh buffer for every op's output; mimalloc keeps freed
+// memory for reuse instead of handing it back to the OS, saving the page faults of each new
+// buffer (measured in docs/BENCHMARKS.md).
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser, Debug)]
 #[command(about = "Sum of log-probs of a continuation under a Qwen3 model")]
 #[command(group(ArgGroup::new("adapter").args(["engram", "lora"])))]

@@ -32,6 +32,12 @@ use burn_engram::{CompressedVocab, EngramError, Result};
 use clap::{Parser, ValueEnum};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
+// Burn's CPU backend allocates a fresh buffer for every op's output; mimalloc keeps freed
+// memory for reuse instead of handing it back to the OS, saving the page faults of each new
+// buffer (measured in docs/BENCHMARKS.md).
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum ProfileArg {
     /// Scaled to the embedded base model (default without --model-dir).

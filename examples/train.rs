@@ -29,6 +29,12 @@ use burn_engram::{CompressedVocab, EngramConfig, InitOptions};
 use clap::{Parser, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 
+// Burn's CPU backend allocates a fresh buffer for every op's output; mimalloc keeps freed
+// memory for reuse instead of handing it back to the OS, saving the page faults of each new
+// buffer (measured in docs/BENCHMARKS.md).
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum Method {
     Engram,
