@@ -5,7 +5,9 @@ mod common;
 use std::sync::Arc;
 
 use burn::tensor::{Device, Tensor};
-use burn_engram::{CompressedVocab, EngramConfig, EngramError, EngramLayers, InitOptions};
+use burn_engram::{
+    CompressedVocab, EngramConfig, EngramError, EngramLayers, InitOptions, NgramHasher,
+};
 use common::fixture;
 
 fn small_cfg() -> EngramConfig {
@@ -132,6 +134,37 @@ fn invalid_config_is_refused_when_building() {
                 ..
             }
         ),
+        "{err}"
+    );
+}
+
+#[test]
+fn table_sizes_beyond_i32_hash_ids_are_refused() {
+    // above i32::MAX: refused by validation
+    let mut cfg = small_cfg();
+    cfg.engram_vocab_size = vec![1 << 31, 17];
+    let err = NgramHasher::new(&cfg, vocab()).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            EngramError::InvalidConfig {
+                field: "engram_vocab_size",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    // a valid size whose heads' primes (the next ones above it) pass 2^31 - 1
+    cfg.engram_vocab_size = vec![i32::MAX as u64 - 1, 17];
+    let err = NgramHasher::new(&cfg, vocab()).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            EngramError::InvalidConfig {
+                field: "engram_vocab_size",
+                ..
+            }
+        ) && err.to_string().contains("exceeds 2147483647"),
         "{err}"
     );
 }
