@@ -330,16 +330,39 @@ fn train_cfg(lr: f64) -> TrainConfig {
     }
 }
 
-fn check_trained<M: TrainableLm>(
+/// Trains `model` with `train_cfg(lr)` and a checkpoint every 4 steps in `dir`, then checks
+/// that the backbone is bit-identical, the trainable set and its dtypes unchanged, the loss
+/// finite and lower by 10%, and the latest checkpoint all f32. Returns the trained model.
+fn train_and_check<M: TrainableLm>(
     what: &str,
-    before: &[(String, DType, Vec<u8>)],
-    trained_before: &[(String, DType)],
-    model: &M,
-    losses: &[f64],
-) {
-    assert_eq!(&backbone(model), before, "{what}: backbone changed");
+    model: M,
+    lr: f64,
+    (data, tok): (&StudyData, &Qwen3Tokenizer),
+    device: &Device,
+    dir: &Path,
+) -> M {
+    let before = backbone(&model);
+    let trained_before = trainable(&model);
+    let ckpt = CheckpointConfig {
+        dir: dir.to_path_buf(),
+        every: 4,
+        keep_last: 1,
+        resume: false,
+    };
+    let (model, metrics) = train(
+        model,
+        data,
+        tok.pad_id,
+        &train_cfg(lr),
+        device,
+        Some(&ckpt),
+        |_| {},
+    )
+    .unwrap();
+    let losses: Vec<f64> = metrics.iter().map(|m| m.loss).collect();
+    assert_eq!(backbone(&model), before, "{what}: backbone changed");
     assert_eq!(
-        trainable(model),
+        trainable(&model),
         trained_before,
         "{what}: trainable set or dtypes changed"
     );
@@ -350,6 +373,9 @@ fn check_trained<M: TrainableLm>(
     );
     assert!(losses.iter().all(|l| l.is_finite()));
     assert!(last < first * 0.9, "{what}: loss {first} -> {last}");
+    let latest = latest_checkpoint(dir).unwrap().expect("a checkpoint");
+    all_float_f32(&latest.join("trainable.safetensors"));
+    model
 }
 
 #[test]
@@ -368,24 +394,7 @@ fn engram_trains_in_bf16_with_f32_master_weights() {
         "only Engram trains, in f32: {trained:?}"
     );
     let dir = tempfile::tempdir().unwrap();
-    let ckpt = CheckpointConfig {
-        dir: dir.path().to_path_buf(),
-        every: 4,
-        keep_last: 1,
-        resume: false,
-    };
-    let (model, metrics) = train(
-        model,
-        &data,
-        tok.pad_id,
-        &train_cfg(3e-2),
-        &device,
-        Some(&ckpt),
-        |_| {},
-    )
-    .unwrap();
-    let losses: Vec<f64> = metrics.iter().map(|m| m.loss).collect();
-    check_trained("engram", &before, &trained, &model, &losses);
+    let model = train_and_check("engram", model, 3e-2, (&data, &tok), &device, dir.path());
 
     // the eval loss in bf16 is close to the same weights' f32 eval loss
     let bf16_eval = eval_loss(&model, &data.eval, tok.pad_id, 4, &device).unwrap();
@@ -400,11 +409,7 @@ fn engram_trains_in_bf16_with_f32_master_weights() {
         "{bf16_eval} vs {f32_eval}"
     );
 
-    // checkpoint and saved folder hold f32 tensors
-    let latest = latest_checkpoint(dir.path())
-        .unwrap()
-        .expect("a checkpoint");
-    all_float_f32(&latest.join("trainable.safetensors"));
+    // the saved folder holds f32 tensors (the checkpoint was checked above)
     let out = dir.path().join("engram");
     model.engram.save_pretrained(&out).unwrap();
     all_float_f32(&out.join("engram.safetensors"));
@@ -432,29 +437,7 @@ fn lora_trains_in_bf16_with_f32_master_weights() {
         "only LoRA factors train, in f32: {trained:?}"
     );
     let dir = tempfile::tempdir().unwrap();
-    let ckpt = CheckpointConfig {
-        dir: dir.path().to_path_buf(),
-        every: 4,
-        keep_last: 1,
-        resume: false,
-    };
-    let (model, metrics) = train(
-        model,
-        &data,
-        tok.pad_id,
-        &train_cfg(2e-2),
-        &device,
-        Some(&ckpt),
-        |_| {},
-    )
-    .unwrap();
-    let losses: Vec<f64> = metrics.iter().map(|m| m.loss).collect();
-    check_trained("lora", &before, &trained, &model, &losses);
-
-    let latest = latest_checkpoint(dir.path())
-        .unwrap()
-        .expect("a checkpoint");
-    all_float_f32(&latest.join("trainable.safetensors"));
+    let model = train_and_check("lora", model, 2e-2, (&data, &tok), &device, dir.path());
     let out = dir.path().join("adapter");
     save_adapter(&model, &cfg, &out).unwrap();
     all_float_f32(&out.join("adapter_model.safetensors"));
