@@ -71,6 +71,13 @@ pub struct Qwen3Config {
     /// RoPE scaling (not supported: must be null or absent).
     #[serde(default)]
     pub rope_scaling: Option<serde_json::Value>,
+    /// Standard deviation of fresh weights (transformers' `initializer_range`, 0.02 in Qwen3
+    /// configs): every Linear and Embedding weight of [`Qwen3ForCausalLM::new`] starts
+    /// `N(0, initializer_range)`.
+    ///
+    /// [`Qwen3ForCausalLM::new`]: super::Qwen3ForCausalLM::new
+    #[serde(default = "default_initializer_range")]
+    pub initializer_range: f64,
 }
 
 fn default_rope_theta() -> f64 {
@@ -81,6 +88,9 @@ fn default_eps() -> f64 {
 }
 fn default_max_pos() -> usize {
     32_768
+}
+fn default_initializer_range() -> f64 {
+    0.02
 }
 fn default_act() -> String {
     "silu".into()
@@ -161,6 +171,12 @@ impl Qwen3Config {
             return bad(
                 "rms_norm_eps",
                 format!("{} is not a positive number", self.rms_norm_eps),
+            );
+        }
+        if !(self.initializer_range >= 0.0 && self.initializer_range.is_finite()) {
+            return bad(
+                "initializer_range",
+                format!("{} is not a finite number >= 0", self.initializer_range),
             );
         }
         if !(self.rope_theta > 0.0 && self.rope_theta.is_finite()) {

@@ -1,7 +1,9 @@
 //! The Qwen3 causal language model, with an optional residual injector (Engram) and KV cache.
 
 use burn::module::Module;
-use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig, RmsNorm, RmsNormConfig};
+use burn::nn::{
+    Embedding, EmbeddingConfig, Initializer, Linear, LinearConfig, RmsNorm, RmsNormConfig,
+};
 use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
 
 use super::attention::{LayerKvCache, Qwen3Attention};
@@ -92,9 +94,26 @@ pub struct Qwen3ForCausalLM {
 }
 
 impl Qwen3ForCausalLM {
-    /// A model with fresh, lazily initialized weights (to be loaded, see
-    /// [`load_qwen3`](super::load_qwen3)).
+    /// A model with fresh weights, initialized as transformers' `Qwen3PreTrainedModel` does:
+    /// every Linear and Embedding weight `N(0, initializer_range)` (0.02 by default), biases
+    /// 0, RMSNorm weights 1. Weights are created lazily, so a model that is loaded next
+    /// ([`load_qwen3`](super::load_qwen3)) never draws them.
+    ///
+    /// ```
+    /// # use burn::tensor::Device;
+    /// # use burn_engram::models::qwen3::Qwen3ForCausalLM;
+    /// let mut cfg = burn_engram::study::base_config(256);
+    /// cfg.initializer_range = 0.02;
+    /// let model = Qwen3ForCausalLM::new(&cfg, &Device::default());
+    /// let w = model.model.embed_tokens.weight.val(); // [vocab, hidden]
+    /// let std = w.clone().var(0).mean().sqrt().into_scalar::<f32>();
+    /// assert!((std - 0.02).abs() < 0.002, "{std}");
+    /// ```
     pub fn new(config: &Qwen3Config, device: &Device) -> Self {
+        let init = Initializer::Normal {
+            mean: 0.0,
+            std: config.initializer_range,
+        };
         let norm = || {
             RmsNormConfig::new(config.hidden_size)
                 .with_epsilon(config.rms_norm_eps)
@@ -103,7 +122,12 @@ impl Qwen3ForCausalLM {
         let layers = (0..config.num_hidden_layers)
             .map(|_| Qwen3DecoderLayer {
                 self_attn: Qwen3Attention::new(config, device),
-                mlp: Qwen3Mlp::new(config.hidden_size, config.intermediate_size, device),
+                mlp: Qwen3Mlp::new(
+                    config.hidden_size,
+                    config.intermediate_size,
+                    config.initializer_range,
+                    device,
+                ),
                 input_layernorm: norm(),
                 post_attention_layernorm: norm(),
             })
@@ -111,6 +135,7 @@ impl Qwen3ForCausalLM {
         Self {
             model: Qwen3Model {
                 embed_tokens: EmbeddingConfig::new(config.vocab_size, config.hidden_size)
+                    .with_initializer(init.clone())
                     .init(device),
                 layers,
                 norm: norm(),
@@ -118,6 +143,7 @@ impl Qwen3ForCausalLM {
             lm_head: (!config.tie_word_embeddings).then(|| {
                 LinearConfig::new(config.hidden_size, config.vocab_size)
                     .with_bias(false)
+                    .with_initializer(init.clone())
                     .init(device)
             }),
             config: config.clone(),
@@ -256,5 +282,69 @@ impl Qwen3ForCausalLM {
                     .reshape([b, t, v])
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn std_of<const D: usize>(t: Tensor<D>) -> (f64, f64) {
+        let v = t.into_data().convert::<f32>().try_to_vec::<f32>().unwrap();
+        let n = v.len() as f64;
+        let mean = v.iter().map(|&x| x as f64).sum::<f64>() / n;
+        let var = v.iter().map(|&x| (x as f64 - mean).powi(2)).sum::<f64>() / n;
+        (mean, var.sqrt())
+    }
+
+    /// transformers' `_init_weights`: Linear and Embedding weights N(0, initializer_range),
+    /// norms 1 (Burn's defaults would be N(0, 1) embeddings and Kaiming-uniform Linears).
+    #[test]
+    fn fresh_weights_follow_transformers_init() {
+        let json = r#"{"model_type": "qwen3", "vocab_size": 512, "hidden_size": 64,
+            "intermediate_size": 96, "num_hidden_layers": 2, "num_attention_heads": 4,
+            "num_key_value_heads": 2, "head_dim": 16, "tie_word_embeddings": false}"#;
+        let mut cfg: Qwen3Config = serde_json::from_str(json).unwrap();
+        assert_eq!(
+            cfg.initializer_range, 0.02,
+            "the default when config.json has none"
+        );
+        let device = Device::default();
+        for range in [0.02, 0.05] {
+            cfg.initializer_range = range;
+            device.seed(1);
+            let m = Qwen3ForCausalLM::new(&cfg, &device);
+            let layer = &m.model.layers[0];
+            let weights: Vec<(&str, Tensor<2>)> = vec![
+                ("embed_tokens", m.model.embed_tokens.weight.val()),
+                ("lm_head", m.lm_head.as_ref().unwrap().weight.val()),
+                ("q_proj", layer.self_attn.q_proj.weight.val()),
+                ("o_proj", layer.self_attn.o_proj.weight.val()),
+                ("down_proj", layer.mlp.down_proj.weight.val()),
+            ];
+            for (name, w) in weights {
+                let (mean, std) = std_of(w);
+                assert!(mean.abs() < 0.1 * range, "{name}: mean {mean}");
+                assert!(
+                    (std / range - 1.0).abs() < 0.05,
+                    "{name}: std {std}, want {range}"
+                );
+            }
+            let (mean, std) = std_of(layer.input_layernorm.gamma.val());
+            assert_eq!((mean, std), (1.0, 0.0), "norms start at 1");
+            let (mean, _) = std_of(layer.self_attn.q_norm.gamma.val());
+            assert_eq!(mean, 1.0);
+        }
+        let mut with_bias = cfg.clone();
+        with_bias.attention_bias = true;
+        let m = Qwen3ForCausalLM::new(&with_bias, &device);
+        let b = m.model.layers[0]
+            .self_attn
+            .q_proj
+            .bias
+            .as_ref()
+            .unwrap()
+            .val();
+        assert_eq!(std_of(b), (0.0, 0.0), "biases start at 0");
     }
 }
