@@ -2,10 +2,10 @@
 //! layout (`adapter_model.safetensors` + `adapter_config.json`), so adapters pass both ways
 //! between this crate and PEFT.
 //!
-//! Differences from PEFT, stated plainly: Burn's LoRA has **no input dropout**
-//! (`lora_dropout` is recorded in the config and ignored, PEFT's default is 0.05), and `A`
-//! starts N(0, 1/r) rather than Kaiming-uniform (`B` starts at 0 in both, so a fresh adapter
-//! changes nothing). Only plain LoRA is supported: `use_rslora`, `use_dora`, bias training,
+//! The adapters are PEFT's: `A` starts as PEFT's default `kaiming_uniform_(a=sqrt(5))`
+//! (U(-1/sqrt(in), 1/sqrt(in)); Burn's own `apply_lora` would draw N(0, 1/r)), `B` at 0,
+//! and `lora_dropout` (PEFT's default 0.05) acts on the adapter's input in training only
+//! ([`forward_linear`]). Only plain LoRA is supported: `use_rslora`, `use_dora`, bias training,
 //! `rank_pattern`/`alpha_pattern` and `modules_to_save` are refused with an error.
 
 use std::collections::{BTreeMap, HashMap};
@@ -13,7 +13,7 @@ use std::path::Path;
 
 use burn::module::{Lora, Module, ModuleMapper, ModuleVisitor, Param, ParamGroup};
 use burn::nn::Linear;
-use burn::tensor::{FloatDType, Tensor, TensorData, module};
+use burn::tensor::{Distribution, FloatDType, Tensor, TensorData, module};
 use safetensors::SafeTensors;
 use safetensors::tensor::Dtype;
 use serde::{Deserialize, Serialize};
@@ -52,7 +52,7 @@ pub struct LoraConfig {
     pub r: usize,
     /// Scale numerator: the update is `alpha / r * B A`.
     pub lora_alpha: f64,
-    /// Input dropout (recorded only; see the module docs).
+    /// Dropout on the adapter's input while training (PEFT's `lora_dropout`).
     pub lora_dropout: f64,
     /// Projection names.
     pub target_modules: Vec<String>,
@@ -113,6 +113,12 @@ impl LoraConfig {
             return bad(
                 "lora_alpha",
                 format!("{} is not a positive number", self.lora_alpha),
+            );
+        }
+        if !(0.0..1.0).contains(&self.lora_dropout) {
+            return bad(
+                "lora_dropout",
+                format!("{} is not a probability in [0, 1)", self.lora_dropout),
             );
         }
         if self.target_modules.is_empty() {
@@ -205,28 +211,82 @@ impl LoraConfig {
     }
 }
 
-/// Attaches fresh LoRA factors (B = 0) to the targeted projections and freezes every other
-/// parameter, embeddings and norms included. The factors are f32 whatever the backbone's
-/// dtype (master weights; a bf16 backbone casts them in [`forward_linear`]).
+/// Attaches fresh LoRA factors to the targeted projections as PEFT's default
+/// (`init_lora_weights=True`) does, and freezes every other parameter, embeddings and norms
+/// included: `A` (`[in, r]` here, `lora_A.weight [r, in]` in PEFT) is drawn from
+/// `kaiming_uniform_(a=sqrt(5))`, i.e. U(-1/sqrt(in), 1/sqrt(in)); `B` starts at 0, so a fresh
+/// adapter changes nothing. `cfg.lora_dropout` is applied to the adapter's input while
+/// training ([`forward_linear`]). The factors are f32 whatever the backbone's dtype (master
+/// weights; a bf16 backbone casts them in [`forward_linear`]). `A` is drawn from the device's
+/// generator: seed it (`device.seed(..)`) for a reproducible adapter.
 pub fn apply_lora(model: Qwen3ForCausalLM, cfg: &LoraConfig) -> Result<Qwen3ForCausalLM> {
     cfg.validate()?;
-    Ok(model.apply_lora(
+    let mut model = model.apply_lora(
         Lora::new(cfg.r, cfg.lora_alpha)
             .set_param_group(cfg.param_group()?)
             .set_dtype(FloatDType::F32),
-    ))
+    );
+    model = model.map(&mut PeftInitA::default());
+    for layer in &mut model.model.layers {
+        layer.self_attn.lora_dropout = cfg.lora_dropout;
+        layer.mlp.lora_dropout = cfg.lora_dropout;
+    }
+    Ok(model)
+}
+
+/// Redraws every LoRA `A` factor `[in, r]` from U(-1/sqrt(in), 1/sqrt(in)) (PEFT's
+/// `kaiming_uniform_(a=sqrt(5))` on `lora_A.weight [r, in]`: gain sqrt(2 / (1 + 5)), bound
+/// gain * sqrt(3 / fan_in) = 1 / sqrt(in)).
+#[derive(Default)]
+struct PeftInitA {
+    path: Vec<String>,
+}
+
+impl ModuleMapper for PeftInitA {
+    fn enter_module(&mut self, name: &str, _container_type: &str) {
+        self.path.push(name.to_string());
+    }
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.path.pop();
+    }
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        let n = self.path.len();
+        if D != 2 || n < 2 || self.path[n - 2] != "lora" || self.path[n - 1] != "a" {
+            return param;
+        }
+        param.map(|old| {
+            let grad = old.is_require_grad();
+            let d_in = old.dims()[0];
+            let bound = 1.0 / (d_in as f64).sqrt();
+            Tensor::<D>::random(
+                old.shape(),
+                Distribution::Uniform(-bound, bound),
+                &old.device(),
+            )
+            .cast(old.dtype())
+            .set_require_grad(grad)
+        })
+    }
 }
 
 /// `linear(x)` in the dtype of `x`, for a projection that may carry a LoRA adapter.
 ///
 /// Without an adapter this is [`Linear::forward`]. With one it is PEFT's factored form
-/// `x W + scale * (x A) B (+ bias)`, with the factors cast to the dtype of `x` (as PyTorch's
-/// autocast does for f32 LoRA weights in a bf16 run); the casts pass gradients back to the
-/// f32 factors. Burn's own forward would materialize `W + scale * A B` in the factors' dtype:
-/// with a bf16 backbone that is an f32 weight meeting bf16 activations (Burn does not mix
-/// dtypes in a matmul), and casting it back to bf16 would round away the small early updates.
-/// The factored form also never builds the full-size weight or its gradient.
-pub fn forward_linear<const D: usize>(linear: &Linear, x: Tensor<D>) -> Tensor<D> {
+/// `x W + scale * B(A(dropout(x))) (+ bias)`, with the factors cast to the dtype of `x` (as
+/// PyTorch's autocast does for f32 LoRA weights in a bf16 run); the casts pass gradients back
+/// to the f32 factors. `dropout` is PEFT's `lora_dropout` on the adapter's input: it acts only
+/// while training (on an autodiff device, as Burn's `Dropout` decides), zeroing each input
+/// element with probability `dropout` and scaling the kept ones by `1 / (1 - dropout)`; the
+/// base path always sees the whole `x`. Burn's own forward would materialize
+/// `W + scale * A B` in the factors' dtype: with a bf16 backbone that is an f32 weight meeting
+/// bf16 activations (Burn does not mix dtypes in a matmul), and casting it back to bf16 would
+/// round away the small early updates. The factored form also never builds the full-size
+/// weight or its gradient.
+///
+/// # Shapes
+/// - `x`: `[..., d_in]`
+/// - output: `[..., d_out]`
+pub fn forward_linear<const D: usize>(linear: &Linear, x: Tensor<D>, dropout: f64) -> Tensor<D> {
     let Some(adapter) = linear.weight.adapter() else {
         return linear.forward(x);
     };
@@ -234,7 +294,14 @@ pub fn forward_linear<const D: usize>(linear: &Linear, x: Tensor<D>) -> Tensor<D
     let a = adapter.a.val().cast(dtype);
     let b = adapter.b.val().cast(dtype);
     let bias = linear.bias.as_ref().map(|p| p.val());
-    let delta = module::linear(module::linear(x.clone(), a, None), b, None);
+    let lora_in = if dropout > 0.0 && x.device().is_autodiff() {
+        let keep = 1.0 - dropout;
+        let mask = x.random_like(Distribution::Bernoulli(keep));
+        (x.clone() * mask).div_scalar(keep)
+    } else {
+        x.clone()
+    };
+    let delta = module::linear(module::linear(lora_in, a, None), b, None);
     module::linear(x, linear.weight.base(), bias) + delta.mul_scalar(adapter.scale)
 }
 

@@ -2,7 +2,7 @@
 //! attention (K/V heads repeated), causal + padding mask, optional KV cache.
 
 use burn::module::Module;
-use burn::nn::{Linear, LinearConfig, RmsNorm, RmsNormConfig};
+use burn::nn::{Initializer, Linear, LinearConfig, RmsNorm, RmsNormConfig};
 use burn::tensor::activation::softmax;
 use burn::tensor::{Bool, DType, Device, Tensor};
 
@@ -14,6 +14,13 @@ use crate::lora::forward_linear;
 #[derive(Debug, Clone, Default)]
 pub struct LayerKvCache {
     kv: Option<(Tensor<4>, Tensor<4>)>,
+}
+
+/// A Linear whose bias (if any) starts at zero, as transformers' `_init_weights` sets it
+/// (Burn's default draws biases like the weight).
+pub(crate) fn zero_bias(mut linear: Linear) -> Linear {
+    linear.bias = linear.bias.map(|b| b.map(|t| t.zeros_like()));
+    linear
 }
 
 /// Grouped-query self-attention of one decoder layer.
@@ -37,15 +44,24 @@ pub struct Qwen3Attention {
     pub n_kv_heads: usize,
     /// Width of a head.
     pub head_dim: usize,
+    /// Dropout on the input of the LoRA path (training only; set by
+    /// [`apply_lora`](crate::lora::apply_lora)).
+    pub lora_dropout: f64,
 }
 
 impl Qwen3Attention {
-    /// Fresh (lazily initialized) weights.
+    /// Fresh weights as transformers initializes them: projections `N(0,
+    /// initializer_range)`, biases 0, norms 1.
     pub fn new(cfg: &Qwen3Config, device: &Device) -> Self {
         let lin = |i, o| {
-            LinearConfig::new(i, o)
+            let linear = LinearConfig::new(i, o)
                 .with_bias(cfg.attention_bias)
-                .init(device)
+                .with_initializer(Initializer::Normal {
+                    mean: 0.0,
+                    std: cfg.initializer_range,
+                })
+                .init(device);
+            zero_bias(linear)
         };
         let norm = || {
             RmsNormConfig::new(cfg.head_dim())
@@ -60,6 +76,7 @@ impl Qwen3Attention {
             q_norm: norm(),
             k_norm: norm(),
             n_heads: cfg.num_attention_heads,
+            lora_dropout: 0.0,
             n_kv_heads: cfg.num_key_value_heads,
             head_dim: cfg.head_dim(),
         }
@@ -80,13 +97,19 @@ impl Qwen3Attention {
         let split = |y: Tensor<3>, heads: usize| y.reshape([b, t, heads, d]);
         let q = self
             .q_norm
-            .forward(split(forward_linear(&self.q_proj, x.clone()), h))
+            .forward(split(
+                forward_linear(&self.q_proj, x.clone(), self.lora_dropout),
+                h,
+            ))
             .swap_dims(1, 2);
         let k = self
             .k_norm
-            .forward(split(forward_linear(&self.k_proj, x.clone()), kvh))
+            .forward(split(
+                forward_linear(&self.k_proj, x.clone(), self.lora_dropout),
+                kvh,
+            ))
             .swap_dims(1, 2);
-        let v = split(forward_linear(&self.v_proj, x), kvh).swap_dims(1, 2);
+        let v = split(forward_linear(&self.v_proj, x, self.lora_dropout), kvh).swap_dims(1, 2);
         let q = rope.apply(q, start);
         let mut k = rope.apply(k, start);
         let mut v = v;
@@ -117,6 +140,6 @@ impl Qwen3Attention {
         let scores = scores.mask_fill(mask.clone().expand([b, h, t, s]), f32::MIN);
         let probs = softmax(scores, 3).cast(dtype);
         let out = probs.matmul(v).swap_dims(1, 2).reshape([b, t, h * d]);
-        forward_linear(&self.o_proj, out)
+        forward_linear(&self.o_proj, out, self.lora_dropout)
     }
 }
