@@ -26,7 +26,7 @@ use burn_engram::models::qwen3::Qwen3Tokenizer;
 use burn_engram::precision::Precision;
 use burn_engram::study::{
     Event, PROBE_PRIMER, Profile, RunResult, StudyInputs, base_model_dir, load_ablations,
-    main_runs, probe_questions, run_ablation, run_main, table,
+    main_runs, matched_loss, matched_table, probe_questions, run_ablation, run_main, table,
 };
 use burn_engram::{CompressedVocab, EngramError, Result};
 use clap::{Parser, ValueEnum};
@@ -69,6 +69,10 @@ struct Args {
     /// Settings the runs start from (default: miniature, or published with --model-dir).
     #[arg(long, value_enum)]
     profile: Option<ProfileArg>,
+    /// The runs of the main comparison to do, comma-separated (a subset of base,lora,engram:
+    /// two processes can split the work, a last call with all three collects the table).
+    #[arg(long, default_value = "base,lora,engram", value_delimiter = ',')]
+    main: Vec<String>,
     /// Also run the ablation studies found in --ablation-dir.
     #[arg(long)]
     ablations: bool,
@@ -87,6 +91,15 @@ struct Args {
     /// Checkpoint every N steps (runs resume from them).
     #[arg(long, default_value_t = 50)]
     save_every: usize,
+    /// Train every run with this many seeds (data order and initialization) and report the
+    /// mean and spread.
+    #[arg(long, default_value_t = 1)]
+    seeds: usize,
+    /// Measure the held-out answers and the multiple-choice probe every N steps (and at the
+    /// end); N should be a multiple of the profile's eval interval (default: 25 miniature,
+    /// 100 otherwise).
+    #[arg(long)]
+    probe_every: Option<usize>,
     /// cpu, wgpu or cuda.
     #[arg(long, default_value = "cpu")]
     device: String,
@@ -176,6 +189,13 @@ fn run(args: Args) -> Result<()> {
         device,
         dtype: precision.dtype(),
         save_every: args.save_every,
+        probe_every: args
+            .probe_every
+            .unwrap_or(if profile == Profile::Miniature {
+                25
+            } else {
+                100
+            }),
     };
     let out = args.runs.join(&args.name);
 
@@ -215,10 +235,27 @@ fn run(args: Args) -> Result<()> {
         }
     };
 
-    let results = run_main(&inputs, &defaults, &main_runs(), &out, &mut on_event)?;
+    let mut specs = main_runs();
+    for m in &args.main {
+        if !specs.iter().any(|s| s.name == *m) {
+            return Err(EngramError::InvalidConfig {
+                field: "--main",
+                reason: format!("{m:?} is not one of base, lora, engram"),
+            });
+        }
+    }
+    specs.retain(|s| args.main.contains(&s.name));
+    let results = run_main(&inputs, &defaults, &specs, args.seeds, &out, &mut on_event)?;
     finish();
     let base: Option<&RunResult> = results.iter().find(|r| r.method == "base");
     println!("\n{}", table(&results, base));
+    let matched = matched_loss(&results);
+    if !matched.is_empty() {
+        println!(
+            "At a matched eval loss:\n\n{}",
+            matched_table(&matched, base)
+        );
+    }
     if args.ablations {
         let mut done = results.clone();
         for ab in load_ablations(&args.ablation_dir)? {
@@ -226,6 +263,7 @@ fn run(args: Args) -> Result<()> {
                 &inputs,
                 &defaults,
                 &ab,
+                args.seeds,
                 base,
                 &mut done,
                 &out,

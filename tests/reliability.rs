@@ -664,10 +664,7 @@ fn glaive_exports_and_prepared_samples() {
     // an empty training set is refused by the trainer, not a panic
     let device = Device::default().autodiff();
     let (model, _, pad) = common::tiny_engram_run(&device, 101);
-    let empty = StudyData {
-        train: Vec::new(),
-        eval: Vec::new(),
-    };
+    let empty = StudyData::default();
     err_naming(
         train(
             model,
@@ -837,6 +834,7 @@ fn probe_data() -> StudyData {
     StudyData {
         train: (0..8).map(|i| vec![1, 2 + i % 5, 3, 4]).collect(),
         eval: vec![vec![1, 2, 3]],
+        ..StudyData::default()
     }
 }
 

@@ -61,27 +61,56 @@ pub fn encode_sample(tok: &Qwen3Tokenizer, s: &Sample, max_len: usize) -> Result
 }
 
 /// Tokenized train and eval sequences.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct StudyData {
     /// Training sequences.
     pub train: Vec<Vec<u32>>,
     /// Evaluation sequences.
     pub eval: Vec<Vec<u32>>,
+    /// The samples behind `eval`, in the same order (empty when the sequences were not built
+    /// from samples).
+    pub eval_samples: Vec<Sample>,
+    /// For each `eval` sequence, the index of its first answer token (the tokens before it
+    /// are the ChatML prompt up to `<|im_start|>assistant\n`); empty like `eval_samples`.
+    pub eval_answer_start: Vec<usize>,
+}
+
+/// The number of leading tokens of `ids` that are the sample's prompt (the ChatML text up to
+/// and including `<|im_start|>assistant\n`): where its answer starts.
+pub fn answer_start(tok: &Qwen3Tokenizer, s: &Sample, ids: &[u32]) -> Result<usize> {
+    let full = crate::models::qwen3::chatml(&s.instruction, &s.input, &s.output);
+    let cut = full.len() - s.output.len() - "<|im_end|>".len();
+    let prompt = tok.encode(&full[..cut])?;
+    Ok(prompt.iter().zip(ids).take_while(|(a, b)| a == b).count())
 }
 
 /// Tokenizes, shuffles with `cfg.seed`, holds out `ceil(n * eval_fraction)` samples (at most
 /// `eval_cap`) for evaluation.
 pub fn build(samples: &[Sample], tok: &Qwen3Tokenizer, cfg: &DataConfig) -> Result<StudyData> {
-    let mut seqs = samples
+    let mut rows = samples
         .iter()
-        .map(|s| encode_sample(tok, s, cfg.max_len))
+        .map(|s| encode_sample(tok, s, cfg.max_len).map(|ids| (ids, s.clone())))
         .collect::<Result<Vec<_>>>()?;
-    seqs.shuffle(&mut StdRng::seed_from_u64(cfg.seed));
+    rows.shuffle(&mut StdRng::seed_from_u64(cfg.seed));
     let n_eval =
-        ((seqs.len() as f64 * cfg.eval_fraction).ceil() as usize).min(seqs.len().saturating_sub(1));
-    let train = seqs.split_off(n_eval);
-    seqs.truncate(cfg.eval_cap);
-    Ok(StudyData { train, eval: seqs })
+        ((rows.len() as f64 * cfg.eval_fraction).ceil() as usize).min(rows.len().saturating_sub(1));
+    let train = rows
+        .split_off(n_eval)
+        .into_iter()
+        .map(|(ids, _)| ids)
+        .collect();
+    rows.truncate(cfg.eval_cap);
+    let eval_answer_start = rows
+        .iter()
+        .map(|(ids, s)| answer_start(tok, s, ids))
+        .collect::<Result<Vec<_>>>()?;
+    let (eval, eval_samples) = rows.into_iter().unzip();
+    Ok(StudyData {
+        train,
+        eval,
+        eval_samples,
+        eval_answer_start,
+    })
 }
 
 /// A padded batch on the host.

@@ -9,9 +9,11 @@
 //! Qwen3-0.6B folder, a glaive export and TruthfulQA, with [`Profile::Published`] or
 //! [`Profile::Paper`] settings.
 //!
-//! Layout of an output folder `runs/<name>/`: one folder per run (`metrics.jsonl`,
-//! checkpoints while it trains, `adapter/` or `engram/`, `result.json`), then `results.json`,
-//! `results.md`, `eval_loss.png`, `truthfulqa.png`; ablations under `ablations/<study>/` with
+//! Layout of an output folder `runs/<name>/`: one folder per run and seed (`<run>`,
+//! `<run>-seed1`, ...: `eval.jsonl` with the held-out rows, `metrics.jsonl`, `scores.jsonl`
+//! with the scores at each measured checkpoint, checkpoints while it trains, `adapter/` or
+//! `engram/`, `result.json`), then `results.json`, `results.md`, `eval_loss.png`,
+//! `truthfulqa.png`, `learning_vs_forgetting.png`; ablations under `ablations/<study>/` with
 //! their own `results.json`, `results.md` and `<study>.png`. Finished runs (their
 //! `result.json` exists) are read back, unfinished ones resume from their last checkpoint.
 
@@ -24,12 +26,14 @@ mod spec;
 use std::path::Path;
 
 pub use base::{
-    CORPUS, PROBE, PROBE_PRIMER, base_config, base_model_dir, corpus_documents, probe_questions,
-    train_tokenizer,
+    CORPUS, CorpusRecord, PROBE, PROBE_PRIMER, base_config, base_model_dir, corpus_records,
+    heldout_documents, pretrain_documents, probe_questions, train_tokenizer,
 };
-pub use plot::{ablation_figure, eval_loss_curves, score_bars};
-pub use report::{ResultsFile, table, write_results};
-pub use runner::{Event, RunResult, StudyInputs, finished, run_one};
+pub use plot::{ablation_figure, eval_loss_curves, learning_vs_forgetting, score_bars};
+pub use report::{
+    MatchedRow, ResultsFile, by_label, matched_loss, matched_table, mean_sd, table, write_results,
+};
+pub use runner::{CheckpointScore, Event, RunResult, StudyInputs, finished, run_one};
 pub use spec::{Ablation, Defaults, Method, Profile, ResolvedRun, RunSpec, load_ablations};
 
 use crate::error::Result;
@@ -44,23 +48,33 @@ pub fn main_runs() -> Vec<RunSpec> {
     ]
 }
 
-/// Runs `specs` in `out/<run name>/`, then writes `results.json`, `results.md`,
-/// `eval_loss.png` and `truthfulqa.png` into `out`. `on_event` gets the run's name with
-/// each event. Returns the results in order.
+/// Runs `specs` in `out/<run name>/`, each trained run with `seeds` seeds (see
+/// [`ResolvedRun::with_seed`]; the base is evaluated once), then writes `results.json`,
+/// `results.md`, `eval_loss.png`, `truthfulqa.png` and `learning_vs_forgetting.png` into
+/// `out`. `on_event` gets the run's name with each event. Returns the results in order.
 pub fn run_main(
     inputs: &StudyInputs,
     defaults: &Defaults,
     specs: &[RunSpec],
+    seeds: usize,
     out: &Path,
     on_event: &mut dyn FnMut(&str, Event),
 ) -> Result<Vec<RunResult>> {
     let mut results = Vec::new();
     for spec in specs {
-        let run = spec.resolve(defaults)?;
-        let r = run_one(inputs, &run, &out.join(&run.name), &mut |e| {
-            on_event(&run.name, e)
-        })?;
-        results.push(r);
+        let resolved = spec.resolve(defaults)?;
+        let n = if resolved.method == Method::Base {
+            1
+        } else {
+            seeds.max(1)
+        };
+        for k in 0..n {
+            let run = resolved.with_seed(k as u64);
+            let r = run_one(inputs, &run, &out.join(&run.name), &mut |e| {
+                on_event(&run.name, e)
+            })?;
+            results.push(r);
+        }
     }
     let base = results.iter().find(|r| r.method == "base");
     write_results(out, "Study", &results, base)?;
@@ -74,17 +88,24 @@ pub fn run_main(
         "Multiple-choice retention",
         &results,
     )?;
+    learning_vs_forgetting(
+        &out.join("learning_vs_forgetting.png"),
+        "Learning the format vs keeping knowledge",
+        &results,
+    )?;
     Ok(results)
 }
 
-/// Runs one ablation in `out/ablations/<study>/`, with its table (changes against `base`
-/// when given) and figure. A run whose settings equal a run in `done` (the main runs and
-/// earlier ablations) is not trained again: its result is copied under the new name.
-/// Finished runs are appended to `done`.
+/// Runs one ablation in `out/ablations/<study>/`, each run with `seeds` seeds, with its
+/// table (changes against `base` when given) and figure. A run whose settings and seed equal
+/// a run in `done` (the main runs and earlier ablations) is not trained again: its result is
+/// copied under the new name. Finished runs are appended to `done`.
+#[allow(clippy::too_many_arguments)]
 pub fn run_ablation(
     inputs: &StudyInputs,
     defaults: &Defaults,
     ablation: &Ablation,
+    seeds: usize,
     base: Option<&RunResult>,
     done: &mut Vec<RunResult>,
     out: &Path,
@@ -93,28 +114,33 @@ pub fn run_ablation(
     let dir = out.join("ablations").join(&ablation.name);
     let mut results = Vec::new();
     for spec in &ablation.runs {
-        let run = spec.resolve(defaults)?;
-        let run_dir = dir.join(&run.name);
-        let same = done
-            .iter()
-            .find(|r| r.method == run.method.as_str() && r.config == runner::run_config(&run));
-        let r = match (finished(&run_dir)?, same) {
-            (Some(r), _) => r,
-            (None, Some(same)) => {
-                let r = RunResult {
-                    name: run.name.clone(),
-                    label: run.label.clone(),
-                    ..same.clone()
-                };
-                std::fs::create_dir_all(&run_dir)
-                    .map_err(|e| crate::EngramError::io(&run_dir, e))?;
-                crate::config::write_json(&run_dir.join("result.json"), &r)?;
-                r
-            }
-            (None, None) => run_one(inputs, &run, &run_dir, &mut |e| on_event(&run.name, e))?,
-        };
-        done.push(r.clone());
-        results.push(r);
+        let resolved = spec.resolve(defaults)?;
+        for k in 0..seeds.max(1) as u64 {
+            let run = resolved.with_seed(k);
+            let run_dir = dir.join(&run.name);
+            let same = done.iter().find(|r| {
+                r.method == run.method.as_str()
+                    && r.config == runner::run_config(&run)
+                    && r.seed == run.train.seed
+            });
+            let r = match (finished(&run_dir)?, same) {
+                (Some(r), _) => r,
+                (None, Some(same)) => {
+                    let r = RunResult {
+                        name: run.name.clone(),
+                        label: run.label.clone(),
+                        ..same.clone()
+                    };
+                    std::fs::create_dir_all(&run_dir)
+                        .map_err(|e| crate::EngramError::io(&run_dir, e))?;
+                    crate::config::write_json(&run_dir.join("result.json"), &r)?;
+                    r
+                }
+                (None, None) => run_one(inputs, &run, &run_dir, &mut |e| on_event(&run.name, e))?,
+            };
+            done.push(r.clone());
+            results.push(r);
+        }
     }
     write_results(&dir, &ablation.title, &results, base)?;
     ablation_figure(

@@ -240,3 +240,91 @@ pub fn ablation_figure(path: &Path, title: &str, runs: &[RunResult]) -> Result<(
     )?;
     root.present().map_err(|e| plot_err(path, e))
 }
+
+/// Learning against forgetting, the seed study's way of comparing methods: one line per
+/// trained run through its measured checkpoints, eval loss (learning the new format, lower is
+/// better) on the x axis and MC1 (knowledge kept) on the y axis; the base model as a grey
+/// diamond. The x axis runs from high loss to low, so training moves every line rightwards.
+pub fn learning_vs_forgetting(path: &Path, title: &str, runs: &[RunResult]) -> Result<()> {
+    font_ready();
+    let trained: Vec<&RunResult> = runs.iter().filter(|r| !r.checkpoints.is_empty()).collect();
+    let base = runs
+        .iter()
+        .find(|r| r.method == "base")
+        .and_then(|r| r.eval_loss.map(|l| (l, r.truthfulqa_mc1)))
+        .filter(|(l, m)| l.is_finite() && m.is_finite());
+    let points = trained
+        .iter()
+        .filter(|r| r.method != "base")
+        .flat_map(|r| r.checkpoints.iter().map(|c| (c.eval_loss, c.mc1)))
+        .chain(base)
+        .filter(|(l, m)| l.is_finite() && m.is_finite());
+    let (mut lx, mut hx, mut ly, mut hy) = (f64::INFINITY, f64::NEG_INFINITY, 1.0f64, 0.0f64);
+    for (l, m) in points {
+        (lx, hx, ly, hy) = (lx.min(l), hx.max(l), ly.min(m), hy.max(m));
+    }
+    if !lx.is_finite() {
+        (lx, hx, ly, hy) = (0.0, 1.0, 0.0, 1.0);
+    }
+    let (px, py) = (((hx - lx) * 0.06).max(1e-3), ((hy - ly) * 0.1).max(0.01));
+    let root = BitMapBackend::new(path, (900, 600)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| plot_err(path, e))?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, (FAMILY, 24))
+        .margin(16)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d((hx + px)..(lx - px), (ly - py)..(hy + py).min(1.05))
+        .map_err(|e| plot_err(path, e))?;
+    chart
+        .configure_mesh()
+        .x_desc("eval loss (nats/token; learning, right is better)")
+        .y_desc("MC1 (knowledge kept)")
+        .label_style((FAMILY, 14))
+        .draw()
+        .map_err(|e| plot_err(path, e))?;
+    let mut methods: Vec<&str> = Vec::new();
+    for r in trained.iter().filter(|r| r.method != "base") {
+        if !methods.contains(&r.method.as_str()) {
+            methods.push(&r.method);
+        }
+        let mi = methods.iter().position(|m| *m == r.method).unwrap_or(0);
+        let color = COLORS[mi % COLORS.len()];
+        let line: Vec<(f64, f64)> = r.checkpoints.iter().map(|c| (c.eval_loss, c.mc1)).collect();
+        let series = chart
+            .draw_series(LineSeries::new(line.clone(), color.stroke_width(2)))
+            .map_err(|e| plot_err(path, e))?;
+        if r.seed
+            == runs
+                .iter()
+                .filter(|x| x.method == r.method)
+                .map(|x| x.seed)
+                .min()
+                .unwrap_or(r.seed)
+        {
+            series.label(r.label.clone()).legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+            });
+        }
+        chart
+            .draw_series(line.iter().map(|&p| Circle::new(p, 4, color.filled())))
+            .map_err(|e| plot_err(path, e))?;
+    }
+    if let Some(b) = base {
+        let grey = RGBColor(128, 128, 128);
+        chart
+            .draw_series(std::iter::once(TriangleMarker::new(b, 8, grey.filled())))
+            .map_err(|e| plot_err(path, e))?
+            .label("base")
+            .legend(move |(x, y)| TriangleMarker::new((x + 10, y), 6, grey.filled()));
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::LowerLeft)
+        .label_font((FAMILY, 14))
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()
+        .map_err(|e| plot_err(path, e))?;
+    root.present().map_err(|e| plot_err(path, e))
+}

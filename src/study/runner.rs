@@ -1,5 +1,6 @@
 //! Runs one [`ResolvedRun`]: train the added parameters on the study data (checkpointed, so a
-//! killed run resumes), then measure eval loss and the multiple-choice probe. A run whose
+//! killed run resumes), measuring the held-out answers and the multiple-choice probe at
+//! several points of training (every `probe_every` steps and at the end). A run whose
 //! `result.json` exists is read back instead of run again.
 
 use std::io::Write;
@@ -15,10 +16,11 @@ use super::spec::{Method, ResolvedRun};
 use crate::config::{read_json, write_json};
 use crate::data::dataset::StudyData;
 use crate::error::{EngramError, Result};
+use crate::eval::answers::{AnswerMetrics, score_answers};
 use crate::eval::truthfulqa::{McQuestion, evaluate_with_primer};
 use crate::lora::{apply_lora, count_lora_params, save_adapter};
 use crate::models::qwen3::{CausalLm, Qwen3Engram, Qwen3Tokenizer, load_qwen3};
-use crate::train::{CheckpointConfig, StepMetrics, TrainableLm, eval_loss, train};
+use crate::train::{CheckpointConfig, StepMetrics, TrainableLm, train_observed};
 use crate::vocab::CompressedVocab;
 
 /// What every run of a study shares.
@@ -42,6 +44,28 @@ pub struct StudyInputs {
     pub dtype: DType,
     /// Write a training checkpoint every this many steps (0: none).
     pub save_every: usize,
+    /// Measure the answers and the probe every this many steps (on steps that also measure
+    /// the eval loss, see `TrainConfig::eval_every`; 0: only at the end).
+    pub probe_every: usize,
+}
+
+/// The scores of a model at one point of its training.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct CheckpointScore {
+    /// Optimizer steps taken (0: the untrained model).
+    pub step: usize,
+    /// Token-mean loss on the held-out rows, every token (the seed's metric).
+    pub eval_loss: f64,
+    /// Token-mean loss on the held-out answer tokens.
+    pub answer_loss: f64,
+    /// Share of answer tokens predicted greedily.
+    pub answer_accuracy: f64,
+    /// Share of held-out rows whose greedy answer equals the reference call.
+    pub call_exact_match: f64,
+    /// MC1 on the multiple-choice set.
+    pub mc1: f64,
+    /// MC2 on the multiple-choice set.
+    pub mc2: f64,
 }
 
 /// The outcome of one run, as `results.json` lists it.
@@ -55,10 +79,18 @@ pub struct RunResult {
     pub method: String,
     /// The settings of the run (Engram or LoRA config and trainer settings).
     pub config: serde_json::Value,
+    /// The seed of the run's initialization and data order (`TrainConfig::seed`).
+    pub seed: u64,
     /// Parameters the run trained.
     pub trainable_params: usize,
-    /// Token-mean loss on the held-out study data.
+    /// Token-mean loss on the held-out study data, every token (the seed's metric).
     pub eval_loss: Option<f64>,
+    /// Token-mean loss on the held-out answer tokens only.
+    pub answer_loss: Option<f64>,
+    /// Share of held-out answer tokens predicted greedily.
+    pub answer_accuracy: Option<f64>,
+    /// Share of held-out rows whose greedy answer equals the reference call.
+    pub call_exact_match: Option<f64>,
     /// MC1 on the multiple-choice set.
     pub truthfulqa_mc1: f64,
     /// MC2 on the multiple-choice set.
@@ -71,6 +103,9 @@ pub struct RunResult {
     pub seconds: f64,
     /// Eval loss during training: (step, loss).
     pub eval_curve: Vec<(usize, f64)>,
+    /// Every score at the points of training where the probe was measured, the last one the
+    /// final model's.
+    pub checkpoints: Vec<CheckpointScore>,
 }
 
 /// Progress of a run, for progress bars.
@@ -88,6 +123,8 @@ pub enum Event<'a> {
 
 const RESULT_FILE: &str = "result.json";
 const METRICS_FILE: &str = "metrics.jsonl";
+const SCORES_FILE: &str = "scores.jsonl";
+const EVAL_ROWS_FILE: &str = "eval.jsonl";
 
 /// The result saved in a finished run's folder, if any.
 pub fn finished(dir: &Path) -> Result<Option<RunResult>> {
@@ -110,24 +147,22 @@ pub fn run_one(
         return Ok(done);
     }
     std::fs::create_dir_all(dir).map_err(|e| EngramError::io(dir, e))?;
+    write_eval_rows(inputs, &dir.join(EVAL_ROWS_FILE))?;
     let start = Instant::now();
     let device = &inputs.device;
     let base = load_qwen3(&inputs.model_dir, device, inputs.dtype)?;
-    let mut steps = 0;
-    let (config, trainable, measured) = match run.method {
+    let (trainable, steps, scores) = match run.method {
         Method::Base => {
-            let m = measure(inputs, &base.valid(), on_event)?;
-            (run_config(run), 0, m)
+            let s = measure(inputs, &base.valid(), 0, on_event)?;
+            (0, 0, vec![s])
         }
         Method::Lora => {
             device.seed(run.train.seed);
             let model = apply_lora(base, &run.lora)?;
             let trainable = count_lora_params(&model);
-            let (model, n) = fit(inputs, model, run, dir, on_event)?;
-            steps = n;
+            let (model, n, scores) = fit(inputs, model, run, dir, on_event)?;
             save_adapter(&model, &run.lora, dir.join("adapter"))?;
-            let m = measure(inputs, &model.valid(), on_event)?;
-            (run_config(run), trainable, m)
+            (trainable, n, scores)
         }
         Method::Engram => {
             let model = Qwen3Engram::new(
@@ -139,29 +174,50 @@ pub fn run_one(
             )?
             .freeze_backbone();
             let trainable = model.engram.num_params();
-            let (model, n) = fit(inputs, model, run, dir, on_event)?;
-            steps = n;
+            let (model, n, scores) = fit(inputs, model, run, dir, on_event)?;
             model.engram.save_pretrained(dir.join("engram"))?;
-            let m = measure(inputs, &model.valid(), on_event)?;
-            (run_config(run), trainable, m)
+            (trainable, n, scores)
         }
     };
+    let last = *scores
+        .last()
+        .ok_or_else(|| EngramError::BadBatch("the run measured nothing".into()))?;
     let result = RunResult {
         name: run.name.clone(),
         label: run.label.clone(),
         method: run.method.as_str().into(),
-        config,
+        config: run_config(run),
+        seed: run.train.seed,
         trainable_params: trainable,
-        eval_loss: Some(measured.eval_loss),
-        truthfulqa_mc1: measured.mc1,
-        truthfulqa_mc2: measured.mc2,
-        n_questions: measured.n,
+        eval_loss: Some(last.eval_loss),
+        answer_loss: Some(last.answer_loss),
+        answer_accuracy: Some(last.answer_accuracy),
+        call_exact_match: Some(last.call_exact_match),
+        truthfulqa_mc1: last.mc1,
+        truthfulqa_mc2: last.mc2,
+        n_questions: inputs.questions.len(),
         steps,
         seconds: start.elapsed().as_secs_f64(),
         eval_curve: eval_curve(dir)?,
+        checkpoints: scores,
     };
     write_json(&dir.join(RESULT_FILE), &result)?;
     Ok(result)
+}
+
+/// The held-out rows as `{"instruction", "input", "output"}` JSON lines, so other tools can
+/// score the same rows.
+fn write_eval_rows(inputs: &StudyInputs, path: &Path) -> Result<()> {
+    let mut text = String::new();
+    for s in &inputs.data.eval_samples {
+        let line = serde_json::to_string(s).map_err(|e| EngramError::Json {
+            path: path.to_path_buf(),
+            source: e,
+        })?;
+        text += &line;
+        text.push('\n');
+    }
+    crate::fsutil::write_atomic(path, text.as_bytes())
 }
 
 /// The settings that decide a run's outcome, as its result records them.
@@ -175,21 +231,18 @@ pub(crate) fn run_config(run: &ResolvedRun) -> serde_json::Value {
     }
 }
 
-struct Measured {
-    eval_loss: f64,
-    mc1: f64,
-    mc2: f64,
-    n: usize,
-}
-
+/// The held-out answers and the probe of `model` after `step` steps.
 fn measure<M: TrainableLm + CausalLm>(
     inputs: &StudyInputs,
     model: &M,
+    step: usize,
     on_event: &mut dyn FnMut(Event),
-) -> Result<Measured> {
-    let loss = eval_loss(
+) -> Result<CheckpointScore> {
+    let a: AnswerMetrics = score_answers(
         model,
         &inputs.data.eval,
+        &inputs.data.eval_answer_start,
+        inputs.tok.eos_id,
         inputs.tok.pad_id,
         8,
         &inputs.device,
@@ -202,29 +255,40 @@ fn measure<M: TrainableLm + CausalLm>(
         &inputs.primer,
         |done| on_event(Event::Probe { done, total }),
     )?;
-    Ok(Measured {
-        eval_loss: loss,
+    Ok(CheckpointScore {
+        step,
+        eval_loss: a.eval_loss,
+        answer_loss: a.answer_loss,
+        answer_accuracy: a.answer_accuracy,
+        call_exact_match: a.call_exact_match,
         mc1: r.mc1,
         mc2: r.mc2,
-        n: r.n_questions,
     })
 }
 
-/// Trains with checkpoints in `dir` (resuming from the latest) and appends the step metrics
-/// to `dir/metrics.jsonl`; returns the model and the last step.
-fn fit<M: TrainableLm>(
+/// Trains with checkpoints in `dir` (resuming from the latest), appends the step metrics to
+/// `dir/metrics.jsonl` and the scores measured along the way to `dir/scores.jsonl`; returns
+/// the model, the last step and every score (earlier processes' included), the final
+/// model's last.
+fn fit<M: TrainableLm + CausalLm>(
     inputs: &StudyInputs,
     model: M,
     run: &ResolvedRun,
     dir: &Path,
     on_event: &mut dyn FnMut(Event),
-) -> Result<(M, usize)> {
+) -> Result<(M, usize, Vec<CheckpointScore>)> {
     let path = dir.join(METRICS_FILE);
     let mut file = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(&path)
         .map_err(|e| EngramError::io(&path, e))?;
+    let scores_path = dir.join(SCORES_FILE);
+    let mut scores_file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&scores_path)
+        .map_err(|e| EngramError::io(&scores_path, e))?;
     let ckpt = CheckpointConfig {
         dir: dir.to_path_buf(),
         every: inputs.save_every,
@@ -232,7 +296,8 @@ fn fit<M: TrainableLm>(
         resume: true,
     };
     let mut write_err = None;
-    let (model, metrics) = train(
+    let on_event = std::cell::RefCell::new(on_event);
+    let (model, metrics) = train_observed(
         model,
         &inputs.data,
         inputs.tok.pad_id,
@@ -240,11 +305,22 @@ fn fit<M: TrainableLm>(
         &inputs.device,
         Some(&ckpt),
         |m| {
-            on_event(Event::Step(m));
+            (on_event.borrow_mut())(Event::Step(m));
             let line = serde_json::to_string(m).unwrap_or_default();
             if let Err(e) = writeln!(file, "{line}") {
                 write_err.get_or_insert(EngramError::io(&path, e));
             }
+        },
+        |m, model| {
+            let due = m.step == m.total_steps
+                || (inputs.probe_every > 0 && m.step.is_multiple_of(inputs.probe_every));
+            if !due {
+                return Ok(());
+            }
+            let mut ev = on_event.borrow_mut();
+            let score = measure(inputs, &model.valid(), m.step, &mut **ev)?;
+            let line = serde_json::to_string(&score).unwrap_or_default();
+            writeln!(scores_file, "{line}").map_err(|e| EngramError::io(&scores_path, e))
         },
     )?;
     if let Some(e) = write_err {
@@ -254,7 +330,31 @@ fn fit<M: TrainableLm>(
         Some(m) => m.step,
         None => read_metrics(dir)?.last().map_or(0, |m| m.step),
     };
-    Ok((model, last))
+    let mut scores = read_scores(dir)?;
+    if scores.last().is_none_or(|s| s.step != last) {
+        // Killed after the last step but before its scores were written.
+        let mut ev = on_event.borrow_mut();
+        scores.push(measure(inputs, &model.valid(), last, &mut **ev)?);
+    }
+    Ok((model, last, scores))
+}
+
+/// The scores of `dir/scores.jsonl`, the last record of each step kept, in step order.
+fn read_scores(dir: &Path) -> Result<Vec<CheckpointScore>> {
+    let path = dir.join(SCORES_FILE);
+    if !path.is_file() {
+        return Ok(Vec::new());
+    }
+    let text = std::fs::read_to_string(&path).map_err(|e| EngramError::io(&path, e))?;
+    let mut by_step = std::collections::BTreeMap::new();
+    // A line cut short by a kill is skipped; a resumed run measures its steps again.
+    for s in text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<CheckpointScore>(l).ok())
+    {
+        by_step.insert(s.step, s);
+    }
+    Ok(by_step.into_values().collect())
 }
 
 fn read_metrics(dir: &Path) -> Result<Vec<StepMetrics>> {

@@ -195,6 +195,30 @@ impl RunSpec {
     }
 }
 
+impl ResolvedRun {
+    /// The run's `k`-th seed (k = 0 is the run itself): the data order (`train.seed`) and the
+    /// Engram initialization (`engram_init.seed`) move by `k`, LoRA's `A` is drawn from
+    /// `train.seed`, and the folder name gets `-seed{k}` for k > 0.
+    ///
+    /// ```
+    /// use burn_engram::study::{Method, Profile, RunSpec};
+    /// let run = RunSpec::new("lora", Method::Lora).resolve(&Profile::Miniature.defaults(0)).unwrap();
+    /// let again = run.with_seed(2);
+    /// assert_eq!((again.name.as_str(), again.train.seed), ("lora-seed2", run.train.seed + 2));
+    /// assert_eq!(run.with_seed(0), run);
+    /// ```
+    pub fn with_seed(&self, k: u64) -> Self {
+        if k == 0 {
+            return self.clone();
+        }
+        let mut run = self.clone();
+        run.name = format!("{}-seed{k}", self.name);
+        run.train.seed = self.train.seed.wrapping_add(k);
+        run.engram_init.seed = self.engram_init.seed.wrapping_add(k);
+        run
+    }
+}
+
 impl Profile {
     /// The profile's defaults; `pad_id` is the tokenizer's pad id (Engram pads its n-gram
     /// window with it).
@@ -216,7 +240,7 @@ impl Profile {
                     lr: 2e-3,
                     epochs: 1,
                     micro_batch: 8,
-                    eval_every: 10,
+                    eval_every: 25,
                     ..TrainConfig::default()
                 },
                 lora,
@@ -224,7 +248,7 @@ impl Profile {
                     lr: 1e-3,
                     epochs: 1,
                     micro_batch: 8,
-                    eval_every: 10,
+                    eval_every: 25,
                     ..TrainConfig::default()
                 },
             },

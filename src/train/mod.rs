@@ -18,4 +18,4 @@ pub use finite::OnNonFinite;
 pub use lazy_adam::{LazyAdamState, LazyAdamW, TableUpdate};
 pub use loss::{TrainableLm, token_loss_sum};
 pub use schedule::CosineSchedule;
-pub use trainer::{StepMetrics, TrainConfig, eval_loss, train};
+pub use trainer::{StepMetrics, TrainConfig, eval_loss, train, train_observed};

@@ -181,6 +181,32 @@ pub fn eval_loss<M: TrainableLm>(
 /// optimizer state, step, schedule and data order (the order of each epoch is a function of
 /// the seed and the epoch). The returned metrics cover the steps this call ran.
 pub fn train<M: TrainableLm>(
+    model: M,
+    data: &StudyData,
+    pad_id: u32,
+    cfg: &TrainConfig,
+    device: &Device,
+    checkpoints: Option<&CheckpointConfig>,
+    on_step: impl FnMut(&StepMetrics),
+) -> Result<(M, Vec<StepMetrics>)> {
+    train_observed(
+        model,
+        data,
+        pad_id,
+        cfg,
+        device,
+        checkpoints,
+        on_step,
+        |_, _| Ok(()),
+    )
+}
+
+/// [`train`], calling `on_eval(metrics, model)` after every step that measured the eval loss
+/// (every `cfg.eval_every` steps and the last), with the model as it is after that step, so
+/// the caller can score it further (the study measures its answers and the multiple-choice
+/// probe there). An error from `on_eval` stops training.
+#[allow(clippy::too_many_arguments)]
+pub fn train_observed<M: TrainableLm>(
     mut model: M,
     data: &StudyData,
     pad_id: u32,
@@ -188,6 +214,7 @@ pub fn train<M: TrainableLm>(
     device: &Device,
     checkpoints: Option<&CheckpointConfig>,
     mut on_step: impl FnMut(&StepMetrics),
+    mut on_eval: impl FnMut(&StepMetrics, &M) -> Result<()>,
 ) -> Result<(M, Vec<StepMetrics>)> {
     let per_step = cfg.micro_batch.max(1) * cfg.grad_accum.max(1);
     if data.train.is_empty() {
@@ -382,6 +409,9 @@ pub fn train<M: TrainableLm>(
                 skipped,
             };
             on_step(&m);
+            if m.eval_loss.is_some() {
+                on_eval(&m, &model)?;
+            }
             metrics.push(m);
         }
     }
