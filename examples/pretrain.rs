@@ -2,29 +2,33 @@
 //!
 //! ```text
 //! cargo run --release --example pretrain                      # writes src/data/base/model/
-//! cargo run --release --example pretrain -- --out /tmp/base --epochs 10 --device wgpu
+//! cargo run --release --example pretrain -- --out /tmp/base --epochs 2 --device wgpu
 //! ```
-//! Steps: train a byte-level BPE tokenizer on the corpus and on generated function-calling
-//! conversations (so both tokenize compactly), build a small Qwen3 (`study::base_config`) with
-//! a seeded initialization, train every parameter on the corpus documents (optionally also on
-//! raw glaive-style conversations, `--conversations N`), score the fact
-//! probe, and write a Hugging Face folder (`config.json`, `model.safetensors`,
-//! `tokenizer.json`, `tokenizer_config.json`) plus `pretrain_report.json`.
+//! Steps: train a byte-level BPE tokenizer on the corpus's training records only
+//! (`src/data/base/corpus.jsonl`), build a small Qwen3 (`study::base_config`) initialized as
+//! transformers does (seeded), train every parameter on the corpus documents with the facts
+//! packed into new documents every epoch (`study::pretrain_documents`), then measure the
+//! held-out corpus documents' loss, the fact probe and the loss on the study's held-out
+//! fine-tune rows against the uniform guess ln(vocab), and write a Hugging Face folder
+//! (`config.json`, `model.safetensors`, `tokenizer.json`, `tokenizer_config.json`) plus
+//! `pretrain_report.json`. The folder is written whole: into a temporary sibling first,
+//! renamed into place at the end.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use burn::module::Module;
-use burn_engram::data::dataset::StudyData;
+use burn_engram::data::dataset::{DataConfig, StudyData, build};
 use burn_engram::data::glaive::prepare;
-use burn_engram::data::synth_glaive::{generate, generate_jsonl};
+use burn_engram::data::synth_glaive::generate_jsonl;
 use burn_engram::device::select_device;
 use burn_engram::eval::truthfulqa::evaluate_with_primer;
-use burn_engram::models::qwen3::{Qwen3ForCausalLM, Qwen3Tokenizer, chatml, save_qwen3};
+use burn_engram::models::qwen3::{Qwen3ForCausalLM, Qwen3Tokenizer, save_qwen3};
 use burn_engram::study::{
-    PROBE_PRIMER, base_config, corpus_documents, probe_questions, train_tokenizer,
+    PROBE_PRIMER, base_config, corpus_records, heldout_documents, pretrain_documents,
+    probe_questions, train_tokenizer,
 };
-use burn_engram::train::{StepMetrics, TrainConfig, train};
+use burn_engram::train::{StepMetrics, TrainConfig, eval_loss, train};
 use burn_engram::{EngramError, Result};
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -44,15 +48,14 @@ struct Args {
     /// Tokenizer vocabulary size (special tokens included).
     #[arg(long, default_value_t = 2048)]
     vocab_size: usize,
-    /// Raw glaive-style conversations (seed 1) added to the corpus, so the base has seen JSON
-    /// and function names (0 for the shipped model; 100 makes pretraining about 3x longer).
-    #[arg(long, default_value_t = 0)]
-    conversations: usize,
-    /// Passes over the corpus.
-    #[arg(long, default_value_t = 30)]
+    /// Passes over the corpus (the facts packed anew each time).
+    #[arg(long, default_value_t = 5)]
     epochs: usize,
+    /// Longest training document in tokens (longer ones are cut).
+    #[arg(long, default_value_t = 384)]
+    max_len: usize,
     /// Peak learning rate.
-    #[arg(long, default_value_t = 4e-3)]
+    #[arg(long, default_value_t = 3e-3)]
     lr: f64,
     /// Documents per step.
     #[arg(long, default_value_t = 16)]
@@ -65,7 +68,7 @@ struct Args {
     device: String,
 }
 
-fn io(path: &std::path::Path) -> impl Fn(std::io::Error) -> EngramError + '_ {
+fn io(path: &Path) -> impl Fn(std::io::Error) -> EngramError + '_ {
     move |e| EngramError::Io {
         path: path.to_path_buf(),
         source: e,
@@ -74,18 +77,28 @@ fn io(path: &std::path::Path) -> impl Fn(std::io::Error) -> EngramError + '_ {
 
 fn run(args: Args) -> Result<()> {
     let device = select_device(&args.device)?.autodiff();
-    std::fs::create_dir_all(&args.out).map_err(io(&args.out))?;
+    // Everything is written into a temporary sibling first and renamed into place at the end:
+    // an interrupted run never leaves a folder whose tokenizer and weights disagree.
+    let out = args.out.clone();
+    let parent = out
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent).map_err(io(parent))?;
+    let tmp = tempfile::Builder::new()
+        .prefix(".pretrain-")
+        .tempdir_in(parent)
+        .map_err(io(parent))?;
+    let dir = tmp.path();
 
-    // 1. Tokenizer: corpus + function-calling conversations in the study's ChatML format.
-    let docs = corpus_documents();
-    let (samples, _) = prepare(&generate_jsonl(400, 1));
-    let chats: Vec<String> = samples
+    // 1. Tokenizer: the corpus's training records only (no fine-tune row, no held-out text).
+    let records = corpus_records()?;
+    let texts = records
         .iter()
-        .map(|s| chatml(&s.instruction, &s.input, &s.output))
-        .collect();
-    let texts = docs.iter().copied().chain(chats.iter().map(String::as_str));
+        .filter(|r| r.split == "train")
+        .map(|r| r.text.as_str());
     let tokenizer = train_tokenizer(texts, args.vocab_size)?;
-    let tok_path = args.out.join("tokenizer.json");
+    let tok_path = dir.join("tokenizer.json");
     tokenizer
         .save(&tok_path, false)
         .map_err(|e| EngramError::Tokenizer(format!("{}: {e}", tok_path.display())))?;
@@ -93,54 +106,55 @@ fn run(args: Args) -> Result<()> {
         "eos_token": "<|im_end|>", "pad_token": "<|endoftext|>",
         "model_max_length": 1024, "tokenizer_class": "Qwen2Tokenizer"
     });
-    let cfg_path = args.out.join("tokenizer_config.json");
+    let cfg_path = dir.join("tokenizer_config.json");
     std::fs::write(
         &cfg_path,
         serde_json::to_string_pretty(&tok_cfg).unwrap_or_default(),
     )
     .map_err(io(&cfg_path))?;
-    let tok = Qwen3Tokenizer::from_dir(&args.out)?;
+    let tok = Qwen3Tokenizer::from_dir(dir)?;
 
-    // 2. Model and data.
+    // 2. Model and data: every epoch's documents (facts packed anew), shuffled together.
     let config = base_config(tokenizer.get_vocab_size(true));
     device.seed(args.seed);
     let model = Qwen3ForCausalLM::new(&config, &device);
-    // The corpus, plus raw glaive-style conversations (not in the study's ChatML format) so
-    // the base has seen JSON and function names, as a real pretrained model has.
-    let conversations: Vec<String> = generate(args.conversations, 1)
-        .iter()
-        .map(|r| format!("{}\n\n{}", r.system, r.chat.trim()))
-        .collect();
-    let seqs = docs
-        .iter()
-        .copied()
-        .chain(conversations.iter().map(String::as_str))
-        .map(|d| {
-            tok.encode(d).map(|mut ids| {
-                ids.truncate(256);
-                ids
+    let encode = |docs: &[String]| {
+        docs.iter()
+            .map(|d| {
+                tok.encode(d).map(|mut ids| {
+                    ids.truncate(args.max_len);
+                    ids
+                })
             })
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let n_tokens: usize = seqs.iter().map(Vec::len).sum();
+            .collect::<Result<Vec<_>>>()
+    };
+    let mut train_seqs = Vec::new();
+    for epoch in 0..args.epochs.max(1) {
+        train_seqs.extend(encode(&pretrain_documents(epoch, args.seed)?)?);
+    }
+    let heldout = encode(&heldout_documents()?)?;
+    let n_tokens: usize = train_seqs.iter().map(Vec::len).sum();
     eprintln!(
-        "{} documents, {n_tokens} tokens, vocabulary {}, {} parameters",
-        seqs.len(),
+        "{} documents over {} epochs, {n_tokens} tokens, {} held out, vocabulary {}, {} parameters",
+        train_seqs.len(),
+        args.epochs,
+        heldout.len(),
         config.vocab_size,
         model.num_params()
     );
     let data = StudyData {
-        eval: seqs.iter().take(32).cloned().collect(),
-        train: seqs,
+        eval: heldout,
+        train: train_seqs,
+        ..StudyData::default()
     };
     let cfg = TrainConfig {
         lr: args.lr,
-        epochs: args.epochs,
+        epochs: 1, // the epochs are in the data, each packed anew
         micro_batch: args.batch,
-        warmup_ratio: 0.05,
+        warmup_ratio: 0.03,
         weight_decay: 0.01,
         max_grad_norm: Some(1.0),
-        eval_every: 0,
+        eval_every: 200,
         seed: args.seed,
         ..TrainConfig::default()
     };
@@ -160,36 +174,76 @@ fn run(args: Args) -> Result<()> {
         |m: &StepMetrics| {
             bar.set_length(m.total_steps as u64);
             bar.set_position(m.step as u64);
-            bar.set_message(format!("loss {:.4} {:.0} tok/s", m.loss, m.tokens_per_s));
+            let eval = m
+                .eval_loss
+                .map_or(String::new(), |l| format!(" held-out {l:.3}"));
+            bar.set_message(format!(
+                "loss {:.4}{eval} {:.0} tok/s",
+                m.loss, m.tokens_per_s
+            ));
+            if m.eval_loss.is_some() {
+                bar.println(format!("step {} loss {:.4}{eval}", m.step, m.loss));
+            }
         },
     )?;
     bar.finish();
 
-    // 4. Probe and save.
+    // 4. Measure: held-out corpus loss, the probe, and the study's held-out fine-tune rows.
     let model = model.valid();
+    let cpu = device.clone().without_autodiff();
+    let heldout_loss = eval_loss(&model, &data.eval, tok.pad_id, 8, &cpu)?;
     let questions = probe_questions()?;
     let probe = evaluate_with_primer(&model, &tok, &questions, PROBE_PRIMER, |_| {})?;
-    save_qwen3(&model, &args.out)?;
+    let (samples, _) = prepare(&generate_jsonl(1200, 42));
+    let study_cfg = DataConfig {
+        max_len: 512,
+        eval_fraction: 0.05,
+        ..DataConfig::default()
+    };
+    let study_eval = build(&samples, &tok, &study_cfg)?.eval;
+    let finetune_loss = eval_loss(&model, &study_eval, tok.pad_id, 8, &cpu)?;
+    let uniform = (config.vocab_size as f64).ln();
+    save_qwen3(&model, dir)?;
     let last = metrics.last();
     let report = serde_json::json!({
-        "seed": args.seed, "epochs": args.epochs, "conversations": args.conversations, "lr": args.lr, "batch": args.batch,
-        "vocab_size": config.vocab_size, "parameters": model.num_params(),
+        "seed": args.seed, "epochs": args.epochs, "lr": args.lr, "batch": args.batch,
+        "max_len": args.max_len, "vocab_size": config.vocab_size,
+        "parameters": model.num_params(), "train_tokens": n_tokens,
         "steps": last.map(|m| m.step), "final_train_loss": last.map(|m| m.loss),
-        "final_eval_loss": last.and_then(|m| m.eval_loss),
+        "heldout_documents": data.eval.len(), "heldout_loss": heldout_loss,
+        "finetune_eval_rows": study_eval.len(), "finetune_eval_loss": finetune_loss,
+        "uniform_loss": uniform,
         "seconds": last.map(|m| m.elapsed_s),
         "probe_mc1": probe.mc1, "probe_mc2": probe.mc2, "probe_questions": probe.n_questions,
     });
-    let report_path = args.out.join("pretrain_report.json");
+    let report_path = dir.join("pretrain_report.json");
     std::fs::write(
         &report_path,
         serde_json::to_string_pretty(&report).unwrap_or_default(),
     )
     .map_err(io(&report_path))?;
+
+    // 5. Into place: the old folder (if any) moves aside, the new one takes its name.
+    let dir = tmp.keep();
+    let old = parent.join(format!(".pretrain-old-{}", std::process::id()));
+    let had_old = out.exists();
+    if had_old {
+        std::fs::rename(&out, &old).map_err(io(&out))?;
+    }
+    std::fs::rename(&dir, &out).map_err(io(&out))?;
+    if had_old {
+        std::fs::remove_dir_all(&old).map_err(io(&old))?;
+    }
+    println!(
+        "held-out corpus loss {heldout_loss:.4}; study eval rows {finetune_loss:.4} nats/token \
+         (uniform guess ln({}) = {uniform:.4})",
+        config.vocab_size
+    );
     println!(
         "probe: MC1 {:.4}  MC2 {:.4}  ({} questions; chance MC1 0.25)",
         probe.mc1, probe.mc2, probe.n_questions
     );
-    println!("wrote {}", args.out.display());
+    println!("wrote {}", out.display());
     Ok(())
 }
 

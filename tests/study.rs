@@ -10,13 +10,15 @@ use burn_engram::CompressedVocab;
 use burn_engram::data::dataset::{DataConfig, build};
 use burn_engram::data::glaive::prepare;
 use burn_engram::data::synth_glaive::generate_jsonl;
+use burn_engram::eval::answers::score_answers;
 use burn_engram::eval::truthfulqa::evaluate_with_primer;
-use burn_engram::models::qwen3::{CausalLm, Qwen3Tokenizer, chatml, load_qwen3, save_qwen3};
+use burn_engram::models::qwen3::{CausalLm, Qwen3Tokenizer, load_qwen3, save_qwen3};
 use burn_engram::study::{
     Ablation, Method, PROBE_PRIMER, Profile, ResultsFile, RunResult, RunSpec, StudyInputs,
-    base_model_dir, corpus_documents, load_ablations, main_runs, probe_questions, run_ablation,
-    run_main, train_tokenizer,
+    base_model_dir, corpus_records, heldout_documents, load_ablations, main_runs, probe_questions,
+    run_ablation, run_main, train_tokenizer,
 };
+use burn_engram::train::eval_loss;
 
 /// PNG signature, a 13-byte IHDR first with the expected size, IEND last.
 fn assert_png(path: &Path, width: u32, height: u32) {
@@ -47,6 +49,11 @@ fn assert_same(a: &[RunResult], b: &[RunResult]) {
         );
         assert_eq!(x.eval_loss.map(f64::to_bits), y.eval_loss.map(f64::to_bits));
         assert_eq!(
+            x.answer_accuracy.map(f64::to_bits),
+            y.answer_accuracy.map(f64::to_bits)
+        );
+        assert_eq!(x.checkpoints, y.checkpoints);
+        assert_eq!(
             (x.truthfulqa_mc1.to_bits(), x.truthfulqa_mc2.to_bits()),
             (y.truthfulqa_mc1.to_bits(), y.truthfulqa_mc2.to_bits())
         );
@@ -76,6 +83,7 @@ fn inputs(device: &Device) -> StudyInputs {
         device: device.clone(),
         dtype: DType::F32,
         save_every: 2,
+        probe_every: 2,
     }
 }
 
@@ -92,7 +100,7 @@ fn study_runs_end_to_end_and_resumes_from_its_results() {
     let out = tmp.path().join("runs/small");
 
     let mut events = 0usize;
-    let results = run_main(&inputs, &defaults, &main_runs(), &out, &mut |_, _| {
+    let results = run_main(&inputs, &defaults, &main_runs(), 1, &out, &mut |_, _| {
         events += 1
     })
     .unwrap();
@@ -108,8 +116,12 @@ fn study_runs_end_to_end_and_resumes_from_its_results() {
             "config",
             "trainable_params",
             "eval_loss",
+            "answer_loss",
+            "answer_accuracy",
+            "call_exact_match",
             "truthfulqa_mc1",
             "truthfulqa_mc2",
+            "checkpoints",
         ] {
             assert!(r.get(key).is_some(), "{key} missing in {r}");
         }
@@ -119,6 +131,30 @@ fn study_runs_end_to_end_and_resumes_from_its_results() {
         );
         assert!((0.0..=1.0).contains(&mc1) && (0.0..=1.0).contains(&mc2));
         assert!(r["eval_loss"].as_f64().unwrap().is_finite());
+        let acc = r["answer_accuracy"].as_f64().unwrap();
+        let exact = r["call_exact_match"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&acc) && (0.0..=1.0).contains(&exact));
+    }
+    // The probe is measured along the way (every 2 steps and at the end: steps 2 and 3), the
+    // last checkpoint is the final result.
+    for r in &results[1..] {
+        let steps: Vec<usize> = r.checkpoints.iter().map(|c| c.step).collect();
+        assert_eq!(steps, [2, 3], "{}", r.name);
+        let last = r.checkpoints.last().unwrap();
+        assert_eq!(Some(last.eval_loss), r.eval_loss);
+        assert_eq!(last.mc1, r.truthfulqa_mc1);
+    }
+    assert_eq!(results[0].checkpoints.len(), 1, "the base: one measurement");
+    // The held-out rows, as {instruction, input, output} lines, in every run folder.
+    for run in ["base", "lora", "engram"] {
+        let rows = std::fs::read_to_string(out.join(run).join("eval.jsonl")).unwrap();
+        let rows: Vec<serde_json::Value> = rows
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(rows.len(), inputs.data.eval.len());
+        assert_eq!(rows[0]["output"], inputs.data.eval_samples[0].output);
+        assert!(rows[0]["instruction"].is_string() && rows[0]["input"].is_string());
     }
     assert_eq!(runs[0]["trainable_params"], 0);
     assert!(runs[1]["trainable_params"].as_u64().unwrap() > 0);
@@ -144,10 +180,39 @@ fn study_runs_end_to_end_and_resumes_from_its_results() {
     );
     assert_png(&out.join("eval_loss.png"), 900, 560);
     assert_png(&out.join("truthfulqa.png"), 900, 560);
+    assert_png(&out.join("learning_vs_forgetting.png"), 900, 600);
+    let md = std::fs::read_to_string(out.join("results.md")).unwrap();
+    assert!(md.contains("At a matched eval loss"), "{md}");
+    let file: ResultsFile =
+        serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    assert_eq!(file.matched.len(), 2, "LoRA and Engram at a matched loss");
+    let target = file.matched[0].target_eval_loss;
+    for m in &file.matched {
+        assert!(m.eval_loss.iter().all(|&l| l <= target + 1e-12), "{m:?}");
+    }
 
     // A second run of the command reads the finished runs back.
-    let again = run_main(&inputs, &defaults, &main_runs(), &out, &mut |_, _| {}).unwrap();
+    let again = run_main(&inputs, &defaults, &main_runs(), 1, &out, &mut |_, _| {}).unwrap();
     assert_same(&again, &results);
+
+    // Two seeds: the first is the run above (read back), the second a new run of its own.
+    let two = run_main(
+        &inputs,
+        &defaults,
+        &main_runs()[1..2],
+        2,
+        &out,
+        &mut |_, _| {},
+    )
+    .unwrap();
+    assert_eq!(two.len(), 2);
+    assert_same(&two[..1], &results[1..2]);
+    assert_eq!(two[1].name, "lora-seed1");
+    assert_eq!(two[1].seed, two[0].seed + 1);
+    assert_ne!(
+        two[1].eval_loss, two[0].eval_loss,
+        "another seed, another run"
+    );
 
     // An ablation: one run equal to the main Engram run (copied, not retrained), one new.
     let mut late = RunSpec::new("late", Method::Engram);
@@ -163,6 +228,7 @@ fn study_runs_end_to_end_and_resumes_from_its_results() {
         &inputs,
         &defaults,
         &ablation,
+        1,
         Some(&results[0]),
         &mut done,
         &out,
@@ -185,10 +251,12 @@ fn study_runs_end_to_end_and_resumes_from_its_results() {
     assert_png(&dir.join("layers.png"), 1400, 560);
 }
 
-/// The committed base model's probe scores are a fact about committed files: evaluating it
-/// gives exactly what `examples/pretrain.rs` recorded, well above chance.
+/// The committed base model's scores are facts about committed files: evaluating it gives
+/// exactly what `examples/pretrain.rs` recorded: the probe well above chance, the held-out
+/// corpus documents' loss, and the loss on the study's held-out fine-tune rows, which is below
+/// the uniform guess ln(vocab) before any fine-tuning (the base is calibrated).
 #[test]
-fn base_model_probe_scores_are_reproduced() {
+fn base_model_scores_are_reproduced() {
     let dir = base_model_dir();
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("pretrain_report.json")).unwrap())
@@ -209,21 +277,71 @@ fn base_model_probe_scores_are_reproduced() {
         "MC1 counts"
     );
     assert!((r.mc2 - report["probe_mc2"].as_f64().unwrap()).abs() < 1e-6);
-    assert!(r.mc1 > 0.5, "well above chance (0.25): {}", r.mc1);
+    assert!(r.mc1 > 0.6, "well above chance (0.25): {}", r.mc1);
+
+    let encode = |docs: Vec<String>| -> Vec<Vec<u32>> {
+        docs.iter()
+            .map(|d| {
+                let mut ids = tok.encode(d).unwrap();
+                ids.truncate(report["max_len"].as_u64().unwrap() as usize);
+                ids
+            })
+            .collect()
+    };
+    let heldout = encode(heldout_documents().unwrap());
+    assert_eq!(
+        heldout.len() as u64,
+        report["heldout_documents"].as_u64().unwrap()
+    );
+    let loss = eval_loss(&model, &heldout, tok.pad_id, 8, &device).unwrap();
+    assert!(
+        (loss - report["heldout_loss"].as_f64().unwrap()).abs() < 1e-5,
+        "held-out corpus loss {loss} vs {}",
+        report["heldout_loss"]
+    );
+
+    let (samples, _) = prepare(&generate_jsonl(1200, 42));
+    let data_cfg = DataConfig {
+        max_len: 512,
+        eval_fraction: 0.05,
+        ..DataConfig::default()
+    };
+    let data = build(&samples, &tok, &data_cfg).unwrap();
+    let a = score_answers(
+        &model,
+        &data.eval,
+        &data.eval_answer_start,
+        tok.eos_id,
+        tok.pad_id,
+        8,
+        &device,
+    )
+    .unwrap();
+    let recorded = report["finetune_eval_loss"].as_f64().unwrap();
+    assert!(
+        (a.eval_loss - recorded).abs() < 1e-5,
+        "{} vs {recorded}",
+        a.eval_loss
+    );
+    let uniform = (model.config().vocab_size as f64).ln();
+    assert!(
+        a.eval_loss < uniform,
+        "calibrated: {} below ln({}) = {uniform}",
+        a.eval_loss,
+        model.config().vocab_size
+    );
 }
 
-/// The committed tokenizer is what `train_tokenizer` makes from the committed corpus and the
-/// generated conversations (step 1 of `examples/pretrain.rs`).
+/// The committed tokenizer is what `train_tokenizer` makes from the corpus's training records
+/// (step 1 of `examples/pretrain.rs`); the fine-tune's rows are not among them.
 #[test]
 fn base_tokenizer_is_reproducible() {
     let dir = base_model_dir();
-    let (samples, _) = prepare(&generate_jsonl(400, 1));
-    let chats: Vec<String> = samples
+    let records = corpus_records().unwrap();
+    let texts = records
         .iter()
-        .map(|s| chatml(&s.instruction, &s.input, &s.output))
-        .collect();
-    let docs = corpus_documents();
-    let texts = docs.iter().copied().chain(chats.iter().map(String::as_str));
+        .filter(|r| r.split == "train")
+        .map(|r| r.text.as_str());
     let trained = train_tokenizer(texts, 2048).unwrap();
     let committed = tokenizers::Tokenizer::from_file(dir.join("tokenizer.json")).unwrap();
     assert_eq!(trained.get_vocab(true), committed.get_vocab(true));

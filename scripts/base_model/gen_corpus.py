@@ -1,16 +1,36 @@
 #!/usr/bin/env python3
-"""Writes the pretraining text and the retention probe of burn-engram's embedded base model.
+"""Writes the pretraining corpus and the retention probe of burn-engram's embedded base model.
 
 Standard library only (Python >= 3.9); deterministic: the same files on every run.
 
-    python3 scripts/base_model/gen_corpus.py   # writes src/data/base/{corpus.txt,probe.jsonl}
+    python3 scripts/base_model/gen_corpus.py   # writes src/data/base/{corpus.jsonl,probe.jsonl}
 
-The corpus states a few hundred well-known facts (capitals, continents, chemical symbols,
-animal classes, colours, opposites, sums, days, months, planets, common misconceptions), each
-in several phrasings, as plain sentences and as "Q: ...\\nA: ..." pairs, packed into short
-documents separated by blank lines. The probe asks about the same facts in the TruthfulQA
-multiple-choice format (mc1: one true choice first; mc2: several true and false choices), so
-the study's MC1/MC2 code measures how much of that knowledge a fine-tuned model keeps.
+`corpus.jsonl` holds one record per line, `{"kind", "split", "text"}`:
+- `fact` entries: a few hundred well-known facts (capitals, continents, chemical symbols,
+  animal classes, colours, opposites, sums, days, months, planets, common misconceptions), each
+  true phrasing as a plain sentence and as a "Q: ...\nA: ..." pair. They are not documents:
+  `examples/pretrain.rs` packs them into new documents of 3-6 entries every epoch, so the
+  model learns the facts rather than an order of documents. The probe asks about them.
+- `qa`: question-and-answer prose with digits, units and dates (no probe fact).
+- `chat`: ChatML dialogues (the study's format) with prose answers, about the facts and
+  small talk.
+- `json`: JSON records (cities, products, people, events) with quotes, braces and numbers.
+- `numbers`: arithmetic, counting and tables in digits.
+- `prose`: everyday sentences about weather, news, mail, money, food, travel and the like.
+- `call`: function-calling conversations for functions that are NOT the fine-tune's (the 16
+  of `OTHER_FUNCTIONS` and generated `verb_object` ones; the fine-tune's 14 are in
+  `src/data/synth_glaive.rs` and excluded): their JSON schemas, a user request, a
+  `<functioncall>` with the request's arguments, the function's response and the answer;
+  half in glaive's raw `USER:`/`ASSISTANT:` layout, half in ChatML. The called function
+  stands at a random place among those on offer, so its name is copied from the schemas.
+Every generated (non-fact) document is `train` or, for 5% of them, `heldout`: pretraining
+never sees the held-out ones, and its report states their loss.
+
+`probe.jsonl` asks about the facts in the TruthfulQA multiple-choice format (mc1: one true
+choice first; mc2: several true and false choices), so the study's MC1/MC2 code measures how
+much of that knowledge a fine-tuned model keeps. The probe's scoring primer
+(`PROBE_PRIMER` in src/study/base.rs) uses two extra facts that are in the corpus but not in
+the probe.
 """
 import json
 import random
@@ -229,31 +249,337 @@ def build_facts(rng):
     return facts
 
 
-def corpus_entries(facts):
-    """Every fact as plain sentences and as Q/A pairs with each true phrasing."""
-    out = []
-    for f in facts:
-        for t in f["true"]:
-            out.append(t)
-            out.append(f"Q: {f['question']}\nA: {t}")
-    return out
+
+# The probe primer's two facts: in the corpus, never asked by the probe.
+PRIMER_FACTS = [
+    ("How many days are there in a week?", "There are seven days in a week."),
+    ("What do bees make?", "Bees make honey."),
+]
+
+# Cities for the generated documents: none is a capital of CAPITALS (the probe's distractors
+# are those), so no document here argues with a probe answer.
+TOWNS = ["Osaka", "Munich", "Barcelona", "Milan", "Lyon", "Porto", "Seattle", "Denver",
+         "Houston", "Melbourne", "Vancouver", "Kyoto", "Hamburg", "Marseille", "Geneva",
+         "Auckland", "Shanghai", "Valencia", "Glasgow", "Krakow", "Naples", "Austin",
+         "Phoenix", "Perth", "Calgary", "Busan", "Cologne", "Seville", "Bristol", "Leeds"]
+PEOPLE = ["Anna", "Ben", "Chloe", "Daniel", "Elena", "Felix", "Gina", "Hugo", "Iris", "Jack",
+          "Kim", "Leo", "Mia", "Nina", "Omar", "Paula", "Quinn", "Rosa", "Sam", "Tara"]
+PRODUCTS = ["lamp", "chair", "kettle", "backpack", "notebook", "bicycle", "umbrella", "camera",
+            "blender", "headphones", "desk", "mirror", "toaster", "jacket", "watch"]
+COLOURS_W = ["red", "blue", "green", "black", "white", "grey", "yellow", "brown"]
+LANGUAGES = ["Spanish", "German", "French", "Italian", "Portuguese", "Dutch", "Polish"]
+GENRES = ["jazz", "rock", "classical", "pop", "folk", "blues"]
+DISHES = ["pancakes", "lentil soup", "risotto", "curry", "omelette", "salad", "chili"]
+WEEKDAYS = DAYS
+
+# Functions of the base corpus (argument name, type, description, value kind). None is one of
+# the fine-tune's functions; the kinds of arguments are the same (towns, names, numbers, words).
+OTHER_FUNCTIONS = [
+    ("book_hotel", "Book a hotel room in a city",
+     [("city", "string", "The city of the hotel", "town"),
+      ("nights", "number", "How many nights", (1, 14))],
+     ["Book me a hotel in {city} for {nights} nights.",
+      "I need a hotel room in {city} for {nights} nights, please."],
+     "Your room in {city} is booked for {nights} nights."),
+    ("get_train_times", "Get the departure times of trains between two cities",
+     [("origin", "string", "The departure city", "town"),
+      ("destination", "string", "The arrival city", "town")],
+     ["When do trains leave from {origin} to {destination}?",
+      "Show me the trains from {origin} to {destination}."],
+     "Here are the trains from {origin} to {destination}."),
+    ("translate_text", "Translate a text into another language",
+     [("text", "string", "The text to translate", "phrase"),
+      ("language", "string", "The target language", "language")],
+     ["Translate \"{text}\" into {language}.", "How do you say \"{text}\" in {language}?"],
+     "Here is the text in {language}."),
+    ("set_alarm", "Set an alarm clock",
+     [("hour", "number", "The hour of the alarm", (5, 11)),
+      ("minute", "number", "The minute of the alarm", (0, 59))],
+     ["Set an alarm for {hour}:{minute}.", "Wake me up at {hour} hours and {minute} minutes."],
+     "Your alarm is set for {hour}:{minute}."),
+    ("play_music", "Play music of a genre",
+     [("genre", "string", "The music genre", "genre")],
+     ["Play some {genre} music.", "I want to listen to {genre}."],
+     "Now playing {genre} music."),
+    ("find_recipe", "Find a recipe for a dish",
+     [("dish", "string", "The name of the dish", "dish"),
+      ("servings", "number", "How many people", (1, 8))],
+     ["Find me a recipe for {dish} for {servings} people.",
+      "How do I make {dish} for {servings}?"],
+     "Here is a recipe for {dish} that serves {servings}."),
+    ("track_package", "Track a package by its number",
+     [("tracking_number", "string", "The tracking number", "code")],
+     ["Where is my package {tracking_number}?", "Track the parcel {tracking_number} for me."],
+     "Package {tracking_number} is on its way."),
+    ("order_taxi", "Order a taxi to an address",
+     [("pickup", "string", "Where to pick up", "town"),
+      ("passengers", "number", "Number of passengers", (1, 6))],
+     ["Order a taxi in {pickup} for {passengers} people.",
+      "I need a cab in {pickup} for {passengers} passengers."],
+     "A taxi for {passengers} is on its way in {pickup}."),
+    ("calculate_loan_payment", "Calculate the monthly payment of a loan",
+     [("principal", "number", "The loan amount", (1000, 90000)),
+      ("years", "number", "The loan term in years", (1, 30))],
+     ["What is the monthly payment on a loan of {principal} over {years} years?",
+      "Calculate my payment for {principal} borrowed for {years} years."],
+     "The monthly payment for {principal} over {years} years has been calculated."),
+    ("get_movie_times", "Get the show times of a movie theatre",
+     [("city", "string", "The city of the theatre", "town"),
+      ("day", "string", "The day of the week", "weekday")],
+     ["Which movies are playing in {city} on {day}?",
+      "Show me the cinema times in {city} for {day}."],
+     "Here are the show times in {city} on {day}."),
+    ("search_books", "Search for books by an author",
+     [("author", "string", "The author's name", "person")],
+     ["Find books written by {author}.", "What books has {author} written?"],
+     "I found several books by {author}."),
+    ("add_todo", "Add an item to the to-do list",
+     [("task", "string", "The task", "phrase"),
+      ("priority", "number", "The priority from 1 to 5", (1, 5))],
+     ["Add \"{task}\" to my to-do list with priority {priority}.",
+      "Remind me: {task}. Priority {priority}."],
+     "\"{task}\" has been added to your list."),
+    ("get_population", "Get the population of a city",
+     [("city", "string", "The name of the city", "town")],
+     ["How many people live in {city}?", "What is the population of {city}?"],
+     "The population of {city} is shown above."),
+    ("count_words", "Count the words in a text",
+     [("text", "string", "The text", "phrase")],
+     ["How many words are in \"{text}\"?", "Count the words of this: {text}"],
+     "The text has been counted."),
+    ("buy_ticket", "Buy a concert ticket",
+     [("artist", "string", "The performer", "person"),
+      ("quantity", "number", "How many tickets", (1, 6))],
+     ["Buy {quantity} tickets for the {artist} concert.",
+      "I want {quantity} seats to see {artist}."],
+     "{quantity} tickets for {artist} are booked."),
+    ("check_flight_status", "Check the status of a flight",
+     [("flight", "string", "The flight number", "flight")],
+     ["Is flight {flight} on time?", "What is the status of flight {flight}?"],
+     "Flight {flight} is on time."),
+]
+# Generated functions (verb_object): hundreds of names, so the model learns to copy the name
+# and the arguments of the function on offer rather than to remember a few names.
+VERBS = ["get", "find", "check", "list", "create", "update", "delete", "search", "compute",
+         "fetch", "schedule", "cancel", "book", "send", "read", "track", "rate", "share"]
+OBJECTS = ["invoice", "playlist", "ticket", "order", "reminder", "contact", "note", "booking",
+           "report", "parcel", "review", "profile", "meeting", "route", "balance", "recipe",
+           "podcast", "lesson", "workout", "budget", "appointment", "delivery", "album", "quiz"]
+ARG_POOL = [("city", "string", "The city", "town"), ("name", "string", "The name", "person"),
+            ("count", "number", "How many", (1, 20)), ("day", "string", "The day", "weekday"),
+            ("reference", "string", "The reference code", "code"),
+            ("amount", "number", "The amount", (5, 500)),
+            ("language", "string", "The language", "language"),
+            ("text", "string", "The text", "phrase"), ("genre", "string", "The genre", "genre")]
+FINETUNE_NAMES = {"get_weather", "get_news_headlines", "calculate_bmi", "convert_currency",
+                  "search_restaurants", "send_email", "calculate_area", "convert_temperature",
+                  "generate_password", "calculate_tip", "analyze_sentiment", "get_stock_price",
+                  "create_calendar_event", "get_distance"}
+
+
+def generated_function(rng):
+    while True:
+        verb, obj = rng.choice(VERBS), rng.choice(OBJECTS)
+        if f"{verb}_{obj}" not in FINETUNE_NAMES:
+            break
+    args = rng.sample(ARG_POOL, rng.randint(1, 2))
+    args = [(a, t, f"{d} of the {obj}", k) for a, t, d, k in args]
+    places = " and ".join(f"{a} {{{a}}}" for a, _, _, _ in args)
+    asks = [f"Please {verb} the {obj} with {places}.", f"Can you {verb} my {obj}? Use {places}.",
+            f"I want to {verb} a {obj} for {places}."]
+    return (f"{verb}_{obj}", f"{verb.capitalize()} a {obj}", args, asks,
+            f"The {obj} is done.")
+
+
+# Everyday prose about the topics of many assistants' tools (weather, news, money, health,
+# mail, food, passwords, stocks, calendars, travel), so their words are familiar text.
+def prose_doc(rng):
+    t, p = rng.choice(TOWNS), rng.choice(PEOPLE)
+    n = rng.randint(2, 40)
+    return rng.choice([
+        f"The weather in {t} is {rng.choice(['sunny', 'rainy', 'cloudy', 'windy'])} today, "
+        f"with a temperature of {n} degrees celsius.",
+        f"{p} reads the {rng.choice(['sports', 'business', 'health', 'science'])} news every "
+        f"morning. The headlines today are about {t}.",
+        f"{p} sent an email to the team about the meeting on {rng.choice(WEEKDAYS)}.",
+        f"A good password is long and has at least {n % 10 + 8} characters.",
+        f"The restaurant in {t} serves {rng.choice(DISHES)} and has a good menu.",
+        f"The bill was {n * 3} dollars, and {p} left a tip of {n % 5 + 10} percent.",
+        f"The stock price of the company rose by {n % 9 + 1} percent this week.",
+        f"{p} added an event to the calendar for day {n % 28 + 1} of the month.",
+        f"The distance from {t} to {rng.choice(TOWNS)} is {n * 20} kilometres.",
+        f"Body mass index is a person's weight divided by the square of their height.",
+        f"{p} converted {n * 10} dollars into euros at the bank.",
+        f"The area of a square with sides of {n % 9 + 1} metres is {(n % 9 + 1) ** 2} square metres.",
+        f"The sentiment of a review can be positive, negative or neutral.",
+        f"To convert celsius to fahrenheit, multiply by nine, divide by five and add 32.",
+    ])
+
+
+PHRASES = ["see you tomorrow", "the train is late", "happy birthday", "where is the station",
+           "call me after lunch", "the shop opens at nine", "thank you very much",
+           "water the plants", "pay the electricity bill", "pick up the children"]
+
+
+def draw(kind, rng):
+    if isinstance(kind, tuple):
+        return rng.randint(*kind)
+    if kind == "town":
+        return rng.choice(TOWNS)
+    if kind == "person":
+        return rng.choice(PEOPLE)
+    if kind == "phrase":
+        return rng.choice(PHRASES)
+    if kind == "language":
+        return rng.choice(LANGUAGES)
+    if kind == "genre":
+        return rng.choice(GENRES)
+    if kind == "dish":
+        return rng.choice(DISHES)
+    if kind == "weekday":
+        return rng.choice(WEEKDAYS)
+    if kind == "code":
+        return "".join(rng.choice("ABCDEFGHJKLMNPQRSTUVWXYZ") for _ in range(2)) + str(
+            rng.randint(10000, 99999))
+    if kind == "flight":
+        return rng.choice(["LH", "BA", "AF", "KL", "IB", "UA"]) + str(rng.randint(100, 999))
+    raise ValueError(kind)
+
+
+def schema(f):
+    name, desc, args, _, _ = f
+    props = {a: {"type": t, "description": d} for a, t, d, _ in args}
+    return json.dumps({"name": name, "description": desc,
+                       "parameters": {"type": "object", "properties": props,
+                                      "required": [a for a, _, _, _ in args]}}, indent=2)
+
+
+def chatml(system, user, assistant):
+    return (f"<|im_start|>system\n{system}<|im_end|>\n<|im_start|>user\n{user}<|im_end|>\n"
+            f"<|im_start|>assistant\n{assistant}<|im_end|>")
+
+
+NO_FUNCS = "SYSTEM: You are a helpful assistant, with no access to external functions."
+
+
+def call_doc(rng):
+    pick = lambda: generated_function(rng) if rng.random() < 0.6 else rng.choice(OTHER_FUNCTIONS)
+    funcs = [pick()]
+    if rng.random() < 0.3:
+        other = pick()
+        if other[0] != funcs[0][0]:
+            funcs.append(other)
+    rng.shuffle(funcs)
+    system = ("SYSTEM: You are a helpful assistant with access to the following functions. "
+              "Use them if required -\n" + "\n".join(schema(f) for f in funcs))
+    f = funcs[0]
+    args = {a: draw(k, rng) for a, _, _, k in f[2]}
+    ask = rng.choice(f[3]).format(**args)
+    call = "<functioncall> " + json.dumps({"name": f[0], "arguments": "@@"}).replace(
+        '"@@"', "'" + json.dumps(args) + "'")
+    answer = f[4].format(**args)
+    response = json.dumps({"status": "success", "function": f[0]})
+    if rng.random() < 0.5:
+        return (f"{system}\n\nUSER: {ask}\n\n\nASSISTANT: {call} <|endoftext|>\n\n\n"
+                f"FUNCTION RESPONSE: {response}\n\n\nASSISTANT: {answer} <|endoftext|>")
+    return chatml(system, ask, call)
+
+
+def chat_doc(rng, facts):
+    if rng.random() < 0.25:
+        q, a = rng.choice([("Hi, how are you?", "I'm fine, thank you. How can I help?"),
+                           ("Good morning!", "Good morning! What can I do for you today?"),
+                           ("Thank you!", "You're welcome."),
+                           ("Can you book a flight for me?",
+                            "I'm sorry, I can't book flights. I can answer questions."),
+                           ("What time is it?", "I'm sorry, I don't have access to a clock.")])
+    else:
+        f = rng.choice(facts)
+        q, a = f["question"], rng.choice(f["true"])
+    return chatml(NO_FUNCS, q, a)
+
+
+def qa_doc(rng):
+    kind = rng.randrange(4)
+    if kind == 0:
+        km = rng.randint(2, 40)
+        return (f"Q: How many metres are in {km} kilometres?\n"
+                f"A: There are {km * 1000} metres in {km} kilometres.")
+    if kind == 1:
+        y = rng.randint(1900, 2020)
+        d = rng.randint(2, 30)
+        return f"Q: Which year comes {d} years after {y}?\nA: {d} years after {y} is {y + d}."
+    if kind == 2:
+        p = rng.choice(PEOPLE)
+        t = rng.choice(TOWNS)
+        n = rng.randint(2, 9)
+        return (f"{p} lives in {t}. {p} has {n} books about {rng.choice(GENRES)} music.\n"
+                f"Q: Where does {p} live?\nA: {p} lives in {t}.")
+    h = rng.randint(1, 11)
+    m = rng.choice([0, 15, 30, 45])
+    return (f"Q: What time is {m} minutes past {h}?\nA: It is {h}:{m:02d}. "
+            f"One hour later it is {h + 1}:{m:02d}.")
+
+
+def json_doc(rng):
+    kind = rng.randrange(3)
+    recs = []
+    for _ in range(rng.randint(1, 3)):
+        if kind == 0:
+            recs.append({"city": rng.choice(TOWNS), "population": rng.randint(50, 9000) * 1000,
+                         "founded": rng.randint(800, 1900)})
+        elif kind == 1:
+            recs.append({"product": rng.choice(PRODUCTS), "price": rng.randint(3, 400),
+                         "colour": rng.choice(COLOURS_W), "in_stock": rng.random() < 0.7})
+        else:
+            recs.append({"name": rng.choice(PEOPLE), "age": rng.randint(18, 90),
+                         "city": rng.choice(TOWNS), "day": rng.choice(WEEKDAYS)})
+    if len(recs) == 1 and rng.random() < 0.5:
+        return json.dumps(recs[0], indent=2)
+    return json.dumps(recs)
+
+
+def numbers_doc(rng):
+    kind = rng.randrange(3)
+    if kind == 0:
+        lines = []
+        for _ in range(rng.randint(2, 5)):
+            a, b = rng.randint(0, 99), rng.randint(0, 99)
+            op = rng.choice("+-")
+            lines.append(f"{a} {op} {b} = {a + b if op == '+' else a - b}")
+        return "\n".join(lines)
+    if kind == 1:
+        start = rng.randint(0, 90)
+        step = rng.randint(1, 5)
+        return "Counting by " + str(step) + ": " + ", ".join(
+            str(start + i * step) for i in range(rng.randint(5, 10))) + "."
+    x = rng.randint(2, 9)
+    return "\n".join(f"{x} x {i} = {x * i}" for i in range(1, rng.randint(5, 10)))
 
 
 def main():
-    rng = random.Random(20261126)
-    facts = build_facts(rng)
-    entries = corpus_entries(facts)
-    docs = []
-    for rep in range(2):  # two different packings of the same entries
-        order = entries[:]
-        rng.shuffle(order)
-        i = 0
-        while i < len(order):
-            n = rng.randint(3, 6)
-            docs.append("\n\n".join(order[i:i + n]))
-            i += n
+    rng = random.Random(20261201)
+    facts = build_facts(random.Random(20261126))
+    records = []
+    for f in facts:
+        for t in f["true"]:
+            records.append({"kind": "fact", "split": "train", "text": t})
+            records.append({"kind": "fact", "split": "train",
+                            "text": f"Q: {f['question']}\nA: {t}"})
+    for q, a in PRIMER_FACTS:
+        records.append({"kind": "fact", "split": "train", "text": a})
+        records.append({"kind": "fact", "split": "train", "text": f"Q: {q}\nA: {a}"})
+    gens = [("call", 700, call_doc), ("chat", 600, lambda r: chat_doc(r, facts)),
+            ("qa", 400, qa_doc), ("json", 400, json_doc), ("numbers", 400, numbers_doc),
+            ("prose", 400, prose_doc)]
+    for kind, n, gen in gens:
+        for _ in range(n):
+            split = "heldout" if rng.random() < 0.05 else "train"
+            records.append({"kind": kind, "split": split, "text": gen(rng)})
     OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "corpus.txt").write_text("\n\n\n".join(docs) + "\n", encoding="utf-8")
+    with open(OUT / "corpus.jsonl", "w", encoding="utf-8") as fh:
+        for r in records:
+            fh.write(json.dumps(r, ensure_ascii=False) + "\n")
     probe_rng = random.Random(7)
     probe = []
     for f in facts:
@@ -270,8 +596,13 @@ def main():
     with open(OUT / "probe.jsonl", "w", encoding="utf-8") as fh:
         for p in probe:
             fh.write(json.dumps(p, ensure_ascii=False) + "\n")
-    print(f"{len(facts)} facts, {len(entries)} entries, {len(docs)} documents, "
-          f"{sum(len(d) for d in docs)} characters")
+    counts = {}
+    for r in records:
+        key = (r["kind"], r["split"])
+        counts[key] = counts.get(key, 0) + 1
+    print(f"{len(facts)} facts; records: " + ", ".join(
+        f"{k}/{s} {n}" for (k, s), n in sorted(counts.items())))
+    print(f"{sum(len(r['text']) for r in records)} characters")
 
 
 if __name__ == "__main__":

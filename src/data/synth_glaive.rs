@@ -52,9 +52,27 @@ struct Function {
     answer: &'static str,
 }
 
+// None of these is a capital: the embedded base's probe asks for capitals and uses them as
+// distractors, and the fine-tune's data must not argue with it.
 const CITIES: &[&str] = &[
-    "Paris", "Tokyo", "New York", "Berlin", "Madrid", "Sydney", "Toronto", "Cairo", "Lima",
-    "Seoul", "Mumbai", "Nairobi", "Oslo", "Lisbon", "Chicago", "Boston", "Dublin", "Rome",
+    "New York",
+    "Sydney",
+    "Toronto",
+    "Mumbai",
+    "Chicago",
+    "Boston",
+    "Los Angeles",
+    "San Francisco",
+    "Rio de Janeiro",
+    "Istanbul",
+    "Dubai",
+    "Miami",
+    "Montreal",
+    "Frankfurt",
+    "Zurich",
+    "Manchester",
+    "Florence",
+    "Venice",
 ];
 const COUNTRIES: &[&str] = &[
     "United States",
