@@ -25,7 +25,7 @@ use burn_engram::eval::truthfulqa::{PRIMER, TRUTHFULQA_MC_V1, parse_questions};
 use burn_engram::models::qwen3::Qwen3Tokenizer;
 use burn_engram::precision::Precision;
 use burn_engram::study::{
-    Event, PROBE_PRIMER, Profile, RunResult, StudyInputs, base_model_dir, load_ablations,
+    Event, PROBE_PRIMER, Profile, RunResult, StudyInputs, base_model_dir, frontier, load_ablations,
     main_runs, matched_loss, matched_table, probe_questions, run_ablation, run_main, table,
 };
 use burn_engram::{CompressedVocab, EngramError, Result};
@@ -258,6 +258,7 @@ fn run(args: Args) -> Result<()> {
     }
     if args.ablations {
         let mut done = results.clone();
+        let mut all: Vec<RunResult> = Vec::new();
         for ab in load_ablations(&args.ablation_dir)? {
             let r = run_ablation(
                 &inputs,
@@ -271,7 +272,15 @@ fn run(args: Args) -> Result<()> {
             )?;
             finish();
             println!("\n## {}\n\n{}", ab.title, table(&r, base));
+            all.extend(r);
         }
+        // Every ablation run's final (eval loss, MC1), one line per method, with the base.
+        all.extend(base.cloned());
+        frontier(
+            &out.join("ablations").join("frontier.png"),
+            "Learning vs keeping knowledge across the ablation runs",
+            &all,
+        )?;
     }
     println!(
         "wrote {} ({:.0} s)",

@@ -34,12 +34,24 @@ lanes() { # name, lane A args, lane B args (each a quoted string), final args
   "$study" --name "$name" $final
 }
 
+# One study folder per lane: `--ablation-dir` runs every study folder below it.
+split() { # lane folder, study folders...
+  local dir=$1
+  shift
+  mkdir -p "$dir"
+  cp -r "$@" "$dir/"
+}
+
 if [[ "$what" == all || "$what" == sweep ]]; then
   # The learning-rate sweep: one seed, the probe at the end only.
   log "sweep"
-  lanes sweep "--main base,lora --probe-every 0 --ablations --ablation-dir examples/sweeps/lora" \
-    "--main engram --probe-every 0 --ablations --ablation-dir examples/sweeps/engram" \
+  tmp=$(mktemp -d)
+  split "$tmp/a" examples/sweeps/lora_lr
+  split "$tmp/b" examples/sweeps/engram_lr
+  lanes sweep "--main base,lora --probe-every 0 --ablations --ablation-dir $tmp/a" \
+    "--main engram --probe-every 0 --ablations --ablation-dir $tmp/b" \
     "--probe-every 0 --ablations --ablation-dir examples/sweeps"
+  rm -rf "$tmp"
 fi
 
 if [[ "$what" == all || "$what" == study ]]; then
@@ -47,14 +59,13 @@ if [[ "$what" == all || "$what" == study ]]; then
   # 3 seeds (the probe at the end).
   log "main comparison, 3 seeds"
   lanes seeds3 "--seeds 3 --main base,lora" "--seeds 3 --main engram" "--seeds 3"
-  split=$(mktemp -d)
-  mkdir -p "$split/a" "$split/b"
-  cp -r examples/studies/1_layers examples/studies/2_embed_dim examples/studies/3_heads "$split/a/"
-  cp -r examples/studies/4_vocab_n3 examples/studies/5_vocab_n4 "$split/b/"
+  tmp=$(mktemp -d)
+  split "$tmp/a" examples/studies/1_layers examples/studies/2_embed_dim examples/studies/3_heads
+  split "$tmp/b" examples/studies/4_vocab_n3 examples/studies/5_vocab_n4
   log "ablations, 3 seeds"
-  lanes seeds3 "--seeds 3 --probe-every 0 --ablations --ablation-dir $split/a" \
-    "--seeds 3 --probe-every 0 --ablations --ablation-dir $split/b" \
+  lanes seeds3 "--seeds 3 --probe-every 0 --ablations --ablation-dir $tmp/a" \
+    "--seeds 3 --probe-every 0 --ablations --ablation-dir $tmp/b" \
     "--seeds 3 --ablations"
-  rm -rf "$split"
+  rm -rf "$tmp"
 fi
 log "done"

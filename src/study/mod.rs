@@ -29,7 +29,7 @@ pub use base::{
     CORPUS, CorpusRecord, PROBE, PROBE_PRIMER, base_config, base_model_dir, corpus_records,
     heldout_documents, pretrain_documents, probe_questions, train_tokenizer,
 };
-pub use plot::{ablation_figure, eval_loss_curves, learning_vs_forgetting, score_bars};
+pub use plot::{ablation_figure, eval_loss_curves, frontier, learning_vs_forgetting, score_bars};
 pub use report::{
     MatchedRow, ResultsFile, by_label, matched_loss, matched_table, mean_sd, table, write_results,
 };

@@ -328,3 +328,36 @@ pub fn learning_vs_forgetting(path: &Path, title: &str, runs: &[RunResult]) -> R
         .map_err(|e| plot_err(path, e))?;
     root.present().map_err(|e| plot_err(path, e))
 }
+
+/// The trade-off across runs: one line per method through its runs' final (eval loss, MC1),
+/// ordered by eval loss, e.g. the runs of a learning-rate sweep; the base as a grey triangle.
+/// The x axis runs from high loss to low, as in [`learning_vs_forgetting`].
+pub fn frontier(path: &Path, title: &str, runs: &[RunResult]) -> Result<()> {
+    let mut by_method: Vec<(String, Vec<RunResult>)> = Vec::new();
+    for r in runs.iter().filter(|r| r.method != "base") {
+        match by_method.iter_mut().find(|(m, _)| *m == r.method) {
+            Some((_, v)) => v.push(r.clone()),
+            None => by_method.push((r.method.clone(), vec![r.clone()])),
+        }
+    }
+    // One pseudo-run per method whose "checkpoints" are its runs' final scores.
+    let mut lines: Vec<RunResult> = by_method
+        .into_iter()
+        .filter_map(|(method, v)| {
+            let mut points: Vec<_> = v
+                .iter()
+                .filter_map(|r| r.checkpoints.last().copied())
+                .collect();
+            points.sort_by(|a, b| b.eval_loss.total_cmp(&a.eval_loss));
+            let first = v.first()?.clone();
+            Some(RunResult {
+                label: method.clone(),
+                seed: 0,
+                checkpoints: points,
+                ..first
+            })
+        })
+        .collect();
+    lines.extend(runs.iter().filter(|r| r.method == "base").cloned());
+    learning_vs_forgetting(path, title, &lines)
+}

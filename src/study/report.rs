@@ -90,6 +90,18 @@ fn fmt_stat(xs: &[f64], signed: bool) -> String {
     }
 }
 
+/// The change of MC1 and MC2 from `base` (mean ± sd over the values), or "-" without one.
+fn deltas(mc1: &[f64], mc2: &[f64], base: Option<&RunResult>) -> (String, String) {
+    let Some(b) = base else {
+        return ("-".into(), "-".into());
+    };
+    let shift = |xs: &[f64], by: f64| xs.iter().map(|x| x - by).collect::<Vec<_>>();
+    (
+        fmt_stat(&shift(mc1, b.truthfulqa_mc1), true),
+        fmt_stat(&shift(mc2, b.truthfulqa_mc2), true),
+    )
+}
+
 /// The runs grouped by label (the seeds of one run share it), in order of first appearance.
 pub fn by_label(runs: &[RunResult]) -> Vec<Vec<&RunResult>> {
     let mut groups: Vec<Vec<&RunResult>> = Vec::new();
@@ -130,19 +142,7 @@ pub fn table(runs: &[RunResult], base: Option<&RunResult>) -> String {
     for g in by_label(runs) {
         let mc1 = opt(&g, |r| Some(r.truthfulqa_mc1));
         let mc2 = opt(&g, |r| Some(r.truthfulqa_mc2));
-        let (d1, d2) = match base {
-            Some(b) => (
-                fmt_stat(
-                    &mc1.iter().map(|x| x - b.truthfulqa_mc1).collect::<Vec<_>>(),
-                    true,
-                ),
-                fmt_stat(
-                    &mc2.iter().map(|x| x - b.truthfulqa_mc2).collect::<Vec<_>>(),
-                    true,
-                ),
-            ),
-            None => ("-".into(), "-".into()),
-        };
+        let (d1, d2) = deltas(&mc1, &mc2, base);
         s += &format!(
             "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
             g[0].label,
@@ -164,15 +164,17 @@ pub fn table(runs: &[RunResult], base: Option<&RunResult>) -> String {
 
 /// The trained runs compared the seed study's way, at a matched eval loss: the target is the
 /// highest of the runs' final eval losses (seed means), which every run reaches; each run
-/// (each seed) is read at its first measured checkpoint at or below it. Empty with fewer
-/// than two trained runs.
+/// (each seed) is read at its first measured checkpoint at or below it. Empty unless the
+/// trained runs hold at least two methods.
 pub fn matched_loss(runs: &[RunResult]) -> Vec<MatchedRow> {
     let groups: Vec<Vec<&RunResult>> = by_label(runs)
         .into_iter()
         .filter(|g| g[0].method != "base" && g.iter().all(|r| !r.checkpoints.is_empty()))
         .collect();
-    if groups.len() < 2 {
-        return Vec::new();
+    let mut methods: Vec<&str> = groups.iter().map(|g| g[0].method.as_str()).collect();
+    methods.dedup();
+    if groups.len() < 2 || methods.len() < 2 {
+        return Vec::new(); // one method (an ablation or a sweep): nothing to match across
     }
     let target = groups
         .iter()
@@ -215,25 +217,7 @@ pub fn matched_table(rows: &[MatchedRow], base: Option<&RunResult>) -> String {
     }
     s += "| run | method | steps | eval loss | MC1 | MC2 | ΔMC1 | ΔMC2 |\n|---|---|---|---:|---:|---:|---:|---:|\n";
     for r in rows {
-        let (d1, d2) = match base {
-            Some(b) => (
-                fmt_stat(
-                    &r.mc1
-                        .iter()
-                        .map(|x| x - b.truthfulqa_mc1)
-                        .collect::<Vec<_>>(),
-                    true,
-                ),
-                fmt_stat(
-                    &r.mc2
-                        .iter()
-                        .map(|x| x - b.truthfulqa_mc2)
-                        .collect::<Vec<_>>(),
-                    true,
-                ),
-            ),
-            None => ("-".into(), "-".into()),
-        };
+        let (d1, d2) = deltas(&r.mc1, &r.mc2, base);
         let steps: Vec<String> = r.steps.iter().map(|s| s.to_string()).collect();
         s += &format!(
             "| {} | {} | {} | {} | {} | {} | {} | {} |\n",

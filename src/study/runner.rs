@@ -277,18 +277,17 @@ fn fit<M: TrainableLm + CausalLm>(
     dir: &Path,
     on_event: &mut dyn FnMut(Event),
 ) -> Result<(M, usize, Vec<CheckpointScore>)> {
+    let append = |path: &Path| {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|e| EngramError::io(path, e))
+    };
     let path = dir.join(METRICS_FILE);
-    let mut file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&path)
-        .map_err(|e| EngramError::io(&path, e))?;
+    let mut file = append(&path)?;
     let scores_path = dir.join(SCORES_FILE);
-    let mut scores_file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&scores_path)
-        .map_err(|e| EngramError::io(&scores_path, e))?;
+    let mut scores_file = append(&scores_path)?;
     let ckpt = CheckpointConfig {
         dir: dir.to_path_buf(),
         every: inputs.save_every,

@@ -236,8 +236,10 @@ impl Profile {
                     ..EngramConfig::default()
                 },
                 engram_init: EngramInit::TinyEngram,
+                // Learning rates from the sweep in examples/sweeps/ (docs/EXPERIMENTS.md): the
+                // lowest final eval loss, stepping back to a smaller rate within 1% of it.
                 engram_train: TrainConfig {
-                    lr: 2e-3,
+                    lr: 4e-2,
                     epochs: 1,
                     micro_batch: 8,
                     eval_every: 25,
@@ -245,7 +247,7 @@ impl Profile {
                 },
                 lora,
                 lora_train: TrainConfig {
-                    lr: 1e-3,
+                    lr: 1e-2,
                     epochs: 1,
                     micro_batch: 8,
                     eval_every: 25,

@@ -34,7 +34,7 @@ impl CausalLm for Qwen3ForCausalLM {
     fn token_logits(&self, ids: &[u32], cache: Option<&mut KvCache>) -> Result<Tensor<2>> {
         self.config()
             .check_token_ids(ids.iter().map(|&i| i as i64), ids.len())?;
-        let device = self.model.embed_tokens.weight.device();
+        let device = self.model.embed_tokens.weight.val().device();
         let out = self.forward_with(ids_tensor(ids, &device), None, cache, &NoInjection, &())?;
         Ok(squeeze_batch(out))
     }
@@ -42,7 +42,7 @@ impl CausalLm for Qwen3ForCausalLM {
         true
     }
     fn device(&self) -> Device {
-        self.model.embed_tokens.weight.device()
+        self.model.embed_tokens.weight.val().device()
     }
 }
 
@@ -53,7 +53,7 @@ impl CausalLm for Qwen3Engram {
                 "Qwen3Engram cannot continue a KV cache; score the full sequence".into(),
             ));
         }
-        let device = self.base.model.embed_tokens.weight.device();
+        let device = self.base.model.embed_tokens.weight.val().device();
         let raw: Vec<i64> = ids.iter().map(|&i| i as i64).collect();
         self.base
             .config()
@@ -69,7 +69,7 @@ impl CausalLm for Qwen3Engram {
         false
     }
     fn device(&self) -> Device {
-        self.base.model.embed_tokens.weight.device()
+        self.base.model.embed_tokens.weight.val().device()
     }
 }
 
