@@ -6,6 +6,9 @@
 //!     [--tasks loss,truthfulqa] [--data train.jsonl] [--limit N] [--device cpu|wgpu|cuda] [--dtype auto|f32|bf16] [--out FILE]
 //! ```
 
+#[path = "common/mod.rs"]
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
@@ -48,7 +51,7 @@ struct Args {
     #[arg(long)]
     data: Option<PathBuf>,
     /// Only the first N TruthfulQA questions.
-    #[arg(long)]
+    #[arg(long, value_parser = common::at_least_one)]
     limit: Option<usize>,
     /// v1 (the 2021 set lm-eval scores, default), revised, or a path to a JSONL file.
     #[arg(long, default_value = "v1")]
@@ -173,6 +176,7 @@ fn run(args: Args) -> Result<serde_json::Value, String> {
 }
 
 fn main() -> ExitCode {
+    common::init_logging();
     let args = Args::parse();
     let out = args.out.clone();
     match run(args) {

@@ -1,7 +1,8 @@
 //! Pretrains the embedded base model of the study from the committed corpus, reproducibly.
 //!
 //! ```text
-//! cargo run --release --example pretrain                      # writes src/data/base/model/
+//! cargo run --release --example pretrain                      # writes runs/base-model/
+//! cargo run --release --example pretrain -- --out src/data/base/model --overwrite  # the shipped one
 //! cargo run --release --example pretrain -- --out /tmp/base --epochs 2 --device wgpu
 //! ```
 //! Steps: train a byte-level BPE tokenizer on the corpus's training records only
@@ -11,8 +12,10 @@
 //! held-out corpus documents' loss, the fact probe and the loss on the study's held-out
 //! fine-tune rows against the uniform guess ln(vocab), and write a Hugging Face folder
 //! (`config.json`, `model.safetensors`, `tokenizer.json`, `tokenizer_config.json`) plus
-//! `pretrain_report.json`. The folder is written whole: into a temporary sibling first,
-//! renamed into place at the end.
+//! `pretrain_report.json`. The folder is written whole: into a temporary sibling first, put
+//! in place at the end in one atomic exchange (`fsutil::write_dir_atomic`), so an interrupted
+//! run leaves the old folder or none, never a tokenizer that disagrees with the weights. An
+//! existing `--out` is refused up front unless `--overwrite` is given.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -43,8 +46,11 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[command(about = "Pretrain the study's embedded base model on the committed corpus")]
 struct Args {
     /// Output folder (a Hugging Face model folder).
-    #[arg(long, default_value = "src/data/base/model")]
+    #[arg(long, default_value = "runs/base-model")]
     out: PathBuf,
+    /// Replace --out if it exists (the shipped model is src/data/base/model).
+    #[arg(long)]
+    overwrite: bool,
     /// Tokenizer vocabulary size (special tokens included).
     #[arg(long, default_value_t = 2048)]
     vocab_size: usize,
@@ -76,6 +82,12 @@ fn io(path: &Path) -> impl Fn(std::io::Error) -> EngramError + '_ {
 }
 
 fn run(args: Args) -> Result<()> {
+    if args.out.exists() && !args.overwrite {
+        return Err(EngramError::RunFolder {
+            path: args.out.clone(),
+            reason: "exists: pass --overwrite to replace it (after the new model is complete), or choose another --out".into(),
+        });
+    }
     let device = select_device(&args.device)?.autodiff();
     // Everything is written into a temporary sibling first and renamed into place at the end:
     // an interrupted run never leaves a folder whose tokenizer and weights disagree.
@@ -223,17 +235,15 @@ fn run(args: Args) -> Result<()> {
     )
     .map_err(io(&report_path))?;
 
-    // 5. Into place: the old folder (if any) moves aside, the new one takes its name.
-    let dir = tmp.keep();
-    let old = parent.join(format!(".pretrain-old-{}", std::process::id()));
-    let had_old = out.exists();
-    if had_old {
-        std::fs::rename(&out, &old).map_err(io(&out))?;
-    }
-    std::fs::rename(&dir, &out).map_err(io(&out))?;
-    if had_old {
-        std::fs::remove_dir_all(&old).map_err(io(&old))?;
-    }
+    // 5. Into place, whole: the files move into a fresh folder that takes `out`'s place.
+    burn_engram::fsutil::write_dir_atomic(&out, |d| {
+        for entry in std::fs::read_dir(dir).map_err(io(dir))? {
+            let from = entry.map_err(io(dir))?.path();
+            let to = d.join(from.file_name().unwrap_or_default());
+            std::fs::rename(&from, &to).map_err(io(&to))?;
+        }
+        Ok(())
+    })?;
     println!(
         "held-out corpus loss {heldout_loss:.4}; study eval rows {finetune_loss:.4} nats/token \
          (uniform guess ln({}) = {uniform:.4})",

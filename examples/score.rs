@@ -7,6 +7,9 @@
 //! ```
 //! Prints `{"logprob": <sum of log-probs of the continuation tokens>, "n_tokens": <count>}`.
 
+#[path = "common/mod.rs"]
+mod common;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -75,6 +78,7 @@ fn run(args: Args) -> burn_engram::Result<String> {
 }
 
 fn main() -> ExitCode {
+    common::init_logging();
     match run(Args::parse()) {
         Ok(line) => {
             println!("{line}");

@@ -107,7 +107,7 @@ fn run(args: Args) -> Result<serde_json::Value, String> {
         lr: 1e-3,
         // the schedule spans the run: warm-up, then cosine decay to the last step
         epochs: args.steps.div_ceil(data.train.len().div_ceil(8)).max(1),
-        max_steps: Some(args.steps),
+        stop_after: Some(args.steps),
         micro_batch: 4,
         grad_accum: 2,
         max_grad_norm: Some(1.0),

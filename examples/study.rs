@@ -12,7 +12,11 @@
 //! TruthfulQA MC (v1). Results: `runs/<name>/results.json`, `results.md`, PNG figures; every
 //! run is resumable (run the same command again) and finished runs are not redone.
 
+#[path = "common/mod.rs"]
+mod common;
+
 use std::cell::RefCell;
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -80,20 +84,29 @@ struct Args {
     #[arg(long, default_value = "examples/studies")]
     ablation_dir: PathBuf,
     /// Score only the first N multiple-choice questions.
-    #[arg(long)]
+    #[arg(long, value_parser = common::at_least_one)]
     limit: Option<usize>,
     /// Longest training sequence in tokens (default: 512 miniature, 2048 otherwise).
-    #[arg(long)]
+    #[arg(long, value_parser = common::at_least_one)]
     max_len: Option<usize>,
-    /// Stop each training run after this many steps (for quick looks).
-    #[arg(long)]
+    /// Train each run for exactly N optimizer steps, the schedule spanning them (Hugging
+    /// Face's max_steps: overrides the profile's epochs).
+    #[arg(long, value_parser = common::at_least_one)]
     max_steps: Option<usize>,
+    /// Stop each training run after N steps of its full schedule (for quick looks).
+    #[arg(long, value_parser = common::at_least_one)]
+    stop_after: Option<usize>,
+    /// Replace run folders that hold other runs (a finished run is reused only when its
+    /// manifest matches this study's inputs and settings; otherwise the study stops naming
+    /// the differences).
+    #[arg(long)]
+    overwrite: bool,
     /// Checkpoint every N steps (runs resume from them).
     #[arg(long, default_value_t = 50)]
     save_every: usize,
     /// Train every run with this many seeds (data order and initialization) and report the
     /// mean and spread.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = common::at_least_one)]
     seeds: usize,
     /// Measure the held-out answers and the multiple-choice probe every N steps (and at the
     /// end); N should be a multiple of the profile's eval interval (default: 25 miniature,
@@ -175,9 +188,9 @@ fn run(args: Args) -> Result<()> {
         precision.name()
     );
     let mut defaults = profile.defaults(tok.pad_id);
-    if let Some(n) = args.max_steps {
-        defaults.engram_train.max_steps = Some(n);
-        defaults.lora_train.max_steps = Some(n);
+    for t in [&mut defaults.engram_train, &mut defaults.lora_train] {
+        t.max_steps = args.max_steps.or(t.max_steps);
+        t.stop_after = args.stop_after.or(t.stop_after);
     }
     let inputs = StudyInputs {
         model_dir,
@@ -196,10 +209,13 @@ fn run(args: Args) -> Result<()> {
             } else {
                 100
             }),
+        overwrite: args.overwrite,
     };
     let out = args.runs.join(&args.name);
 
     let bars = MultiProgress::new();
+    // off a terminal the bars draw nothing: plain lines say what happens instead
+    let plain = !std::io::stderr().is_terminal();
     let current: RefCell<Option<(String, ProgressBar)>> = RefCell::new(None);
     let finish = || {
         if let Some((_, b)) = current.borrow_mut().take() {
@@ -217,6 +233,17 @@ fn run(args: Args) -> Result<()> {
         let Some((_, b)) = cur.as_ref() else { return };
         match e {
             Event::Step(m) => {
+                if plain && (m.eval_loss.is_some() || m.step == 1) {
+                    eprintln!(
+                        "{name}: step {}/{} train loss {:.4}{} {:.0} tok/s",
+                        m.step,
+                        m.total_steps,
+                        m.loss,
+                        m.eval_loss
+                            .map_or(String::new(), |l| format!(" eval loss {l:.4}")),
+                        m.tokens_per_s
+                    );
+                }
                 b.set_length(m.total_steps as u64);
                 b.set_position(m.step as u64);
                 let eval = m
@@ -231,6 +258,25 @@ fn run(args: Args) -> Result<()> {
                 b.set_length(total as u64);
                 b.set_position(done as u64);
                 b.set_message("multiple choice");
+                if plain && done == total {
+                    eprintln!("{name}: multiple choice scored ({total} questions)");
+                }
+            }
+            Event::Reused(dir) => {
+                bars.suspend(|| {
+                    eprintln!(
+                        "{name}: reused {} (finished; its manifest matches)",
+                        dir.display()
+                    )
+                });
+            }
+            Event::Resumed(dir) => {
+                bars.suspend(|| {
+                    eprintln!(
+                        "{name}: resuming {} from its latest checkpoint",
+                        dir.display()
+                    )
+                });
             }
         }
     };
@@ -238,8 +284,8 @@ fn run(args: Args) -> Result<()> {
     let mut specs = main_runs();
     for m in &args.main {
         if !specs.iter().any(|s| s.name == *m) {
-            return Err(EngramError::InvalidConfig {
-                field: "--main",
+            return Err(EngramError::InvalidStudy {
+                field: "--main".into(),
                 reason: format!("{m:?} is not one of base, lora, engram"),
             });
         }
@@ -291,6 +337,7 @@ fn run(args: Args) -> Result<()> {
 }
 
 fn main() -> ExitCode {
+    common::init_logging();
     match run(Args::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

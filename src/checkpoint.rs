@@ -432,25 +432,43 @@ impl EngramLayers {
         Ok(layers)
     }
 
-    /// Saves weights, config and compression table into folder `dir` (created if needed).
+    /// Saves weights, config and compression table as the folder `dir`, written whole
+    /// ([`crate::fsutil::write_dir_atomic`]: an existing `dir` is replaced entirely; an
+    /// interrupted write leaves the old folder or none).
     pub fn save_pretrained(&self, dir: impl AsRef<Path>) -> Result<()> {
-        let dir = dir.as_ref();
-        std::fs::create_dir_all(dir).map_err(|e| EngramError::io(dir, e))?;
-        self.save_weights(dir.join(WEIGHTS_FILE))?;
-        write_json(
-            &dir.join(CONFIG_FILE),
-            &SavedEngramConfig {
-                engram: self.config().clone(),
-                hidden_size: self.hidden_size(),
-            },
-        )?;
-        self.hasher().vocab().save(dir.join(VOCAB_FILE))
+        crate::fsutil::write_dir_atomic(dir.as_ref(), |dir| {
+            self.save_weights(dir.join(WEIGHTS_FILE))?;
+            write_json(
+                &dir.join(CONFIG_FILE),
+                &SavedEngramConfig {
+                    engram: self.config().clone(),
+                    hidden_size: self.hidden_size(),
+                },
+            )?;
+            self.hasher().vocab().save(dir.join(VOCAB_FILE))
+        })
     }
 
     /// Loads a folder written by [`save_pretrained`](Self::save_pretrained).
     pub fn load_pretrained(dir: impl AsRef<Path>, device: &Device) -> Result<Self> {
         let dir = dir.as_ref();
-        let saved: SavedEngramConfig = read_json(&dir.join(CONFIG_FILE))?;
+        let config_path = dir.join(CONFIG_FILE);
+        let value: serde_json::Value = read_json(&config_path)?;
+        let mut known = EngramConfig::FIELDS.to_vec();
+        known.push("hidden_size");
+        if let Some(f) = crate::config::unknown_fields(&value, &known).first() {
+            return Err(EngramError::bad_file(
+                &config_path,
+                format!(
+                    "unknown field `{f}` (expected the Engram config's fields and `hidden_size`)"
+                ),
+            ));
+        }
+        let saved: SavedEngramConfig =
+            serde_json::from_value(value).map_err(|source| EngramError::Json {
+                path: config_path.clone(),
+                source,
+            })?;
         let vocab = Arc::new(CompressedVocab::load(dir.join(VOCAB_FILE))?);
         let layers = Self::load_weights(dir.join(WEIGHTS_FILE), &saved.engram, vocab, device)?;
         if layers.hidden_size() != saved.hidden_size {

@@ -8,8 +8,10 @@ use serde::{Deserialize, Serialize};
 use crate::error::{EngramError, Result};
 
 /// Configuration of the Engram memory, field for field as in the reference (`EngramConfig` in
-/// DeepSeek's demo and TinyEngram), so their JSON files load unchanged. Unknown fields are
-/// ignored.
+/// DeepSeek's demo and TinyEngram). A config file of ours (`--engram-config`,
+/// [`EngramConfig::from_json_file`]) must hold only these fields: a misspelt one is an error
+/// naming it, not a silent default. The `engram_config.json` of a TinyEngram folder, whose
+/// format is TinyEngram's, is read leniently ([`EngramConfig::from_foreign_json_file`]).
 ///
 /// | field | meaning | default |
 /// |---|---|---|
@@ -34,7 +36,7 @@ use crate::error::{EngramError, Result};
 /// assert_eq!(cfg.engram_hidden_size(), 3 * 1024);
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(from = "RawEngramConfig")]
 pub struct EngramConfig {
     /// Table size per n-gram order 2..=N; length must be `max_ngram_size - 1`.
     pub engram_vocab_size: Vec<u64>,
@@ -54,6 +56,59 @@ pub struct EngramConfig {
     pub kernel_size: usize,
     /// Hyper-connection groups of the backbone (>= 1; 1 for ordinary transformers).
     pub hc_mult: usize,
+}
+
+/// What an Engram config file may hold: the fields, plus the reference's
+/// `tokenizer_name_or_path` (a Hub id, accepted and not used: the tokenizer comes with the
+/// model folder). Anything else is refused, naming it.
+#[derive(Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RawEngramConfig {
+    engram_vocab_size: Vec<u64>,
+    max_ngram_size: usize,
+    n_embed_per_ngram: usize,
+    n_head_per_ngram: usize,
+    layer_ids: Vec<usize>,
+    pad_id: i64,
+    seed: u64,
+    kernel_size: usize,
+    hc_mult: usize,
+    #[allow(dead_code)]
+    tokenizer_name_or_path: Option<serde_json::Value>,
+}
+
+impl Default for RawEngramConfig {
+    fn default() -> Self {
+        let d = EngramConfig::default();
+        Self {
+            engram_vocab_size: d.engram_vocab_size,
+            max_ngram_size: d.max_ngram_size,
+            n_embed_per_ngram: d.n_embed_per_ngram,
+            n_head_per_ngram: d.n_head_per_ngram,
+            layer_ids: d.layer_ids,
+            pad_id: d.pad_id,
+            seed: d.seed,
+            kernel_size: d.kernel_size,
+            hc_mult: d.hc_mult,
+            tokenizer_name_or_path: None,
+        }
+    }
+}
+
+impl From<RawEngramConfig> for EngramConfig {
+    fn from(r: RawEngramConfig) -> Self {
+        Self {
+            engram_vocab_size: r.engram_vocab_size,
+            max_ngram_size: r.max_ngram_size,
+            n_embed_per_ngram: r.n_embed_per_ngram,
+            n_head_per_ngram: r.n_head_per_ngram,
+            layer_ids: r.layer_ids,
+            pad_id: r.pad_id,
+            seed: r.seed,
+            kernel_size: r.kernel_size,
+            hc_mult: r.hc_mult,
+        }
+    }
 }
 
 impl Default for EngramConfig {
@@ -183,15 +238,83 @@ impl EngramConfig {
         Ok(())
     }
 
-    /// Reads a JSON config file (no validation: call [`EngramConfig::validate`]).
+    /// Reads a JSON config file (no validation: call [`EngramConfig::validate`]). A field
+    /// that is not one of the config's is an error naming it and the file.
     pub fn from_json_file(path: impl AsRef<Path>) -> Result<Self> {
         read_json(path.as_ref())
     }
+
+    /// Reads the config of a folder in another project's format (a TinyEngram checkpoint's
+    /// `engram_config.json`): fields this crate does not know are logged as warnings (`log`
+    /// crate) naming the file and field, and otherwise ignored.
+    pub fn from_foreign_json_file(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let value: serde_json::Value = read_json(path)?;
+        let known = Self::FIELDS;
+        let value = warn_unknown_fields(path, value, known, &["tokenizer_name_or_path"]);
+        serde_json::from_value(value).map_err(|source| EngramError::Json {
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+
+    /// The JSON field names.
+    pub const FIELDS: &'static [&'static str] = &[
+        "engram_vocab_size",
+        "max_ngram_size",
+        "n_embed_per_ngram",
+        "n_head_per_ngram",
+        "layer_ids",
+        "pad_id",
+        "seed",
+        "kernel_size",
+        "hc_mult",
+    ];
 
     /// Writes the config as pretty JSON, atomically.
     pub fn to_json_file(&self, path: impl AsRef<Path>) -> Result<()> {
         write_json(path.as_ref(), self)
     }
+}
+
+/// Splits `value`'s top-level fields: those in `known` stay; those in `tolerated` (fields the
+/// format's own tools write that this crate does not use) are dropped quietly; any other is
+/// dropped with a warning naming the file and the field. For formats that are not ours
+/// (Hugging Face, PEFT, TinyEngram), which add fields from version to version.
+pub(crate) fn warn_unknown_fields(
+    path: &Path,
+    value: serde_json::Value,
+    known: &[&str],
+    tolerated: &[&str],
+) -> serde_json::Value {
+    let serde_json::Value::Object(map) = value else {
+        return value;
+    };
+    let mut kept = serde_json::Map::new();
+    for (k, v) in map {
+        if known.contains(&k.as_str()) {
+            kept.insert(k, v);
+        } else if !tolerated.contains(&k.as_str()) {
+            log::warn!(
+                "{}: unknown field `{k}` ignored (not one this crate reads; a misspelling?)",
+                path.display()
+            );
+        }
+    }
+    serde_json::Value::Object(kept)
+}
+
+/// The fields of `value` (an object) that are not in `known`.
+pub(crate) fn unknown_fields(value: &serde_json::Value, known: &[&str]) -> Vec<String> {
+    value
+        .as_object()
+        .map(|m| {
+            m.keys()
+                .filter(|k| !known.contains(&k.as_str()))
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 pub(crate) fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
@@ -283,5 +406,12 @@ mod tests {
         let err =
             serde_json::from_str::<EngramConfig>(r#"{"max_ngram_size": "three"}"#).unwrap_err();
         assert!(err.to_string().contains("invalid type"));
+        // a misspelt field is named, not ignored
+        let err = serde_json::from_str::<EngramConfig>(r#"{"n_heads_per_ngram": 4}"#).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("unknown field `n_heads_per_ngram`"),
+            "{err}"
+        );
     }
 }

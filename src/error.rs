@@ -14,6 +14,59 @@ pub enum EngramError {
         /// What is wrong with it.
         reason: String,
     },
+    /// A LoRA setting (from `adapter_config.json` or the flags that make one) is unusable.
+    #[error("invalid LoRA config: `{field}` {reason}")]
+    InvalidLora {
+        /// The field, as PEFT's `adapter_config.json` spells it.
+        field: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A training or data setting is out of range (`TrainConfig`, `DataConfig`, a flag).
+    #[error("invalid training setting: `{field}` {reason}")]
+    InvalidTraining {
+        /// The field, as `TrainConfig` / `DataConfig` (and their flags) spell it.
+        field: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A study specification (profile, run list, ablation file) is unusable.
+    #[error("invalid study: `{field}` {reason}")]
+    InvalidStudy {
+        /// The field or run at fault.
+        field: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A run folder cannot be used as asked: it holds another run, another process holds
+    /// it, or it holds nothing to resume.
+    #[error("{}: {reason}", path.display())]
+    RunFolder {
+        /// The run folder.
+        path: PathBuf,
+        /// What stops it being used, and what to do.
+        reason: String,
+    },
+    /// A run folder's manifest records other inputs or settings than this run's.
+    #[error(
+        "{}: holds a run made with other inputs or settings ({}); resume it with the settings it was made with, pass --overwrite to replace it, or choose another folder",
+        path.display(),
+        fields.join("; ")
+    )]
+    ManifestMismatch {
+        /// The manifest file.
+        path: PathBuf,
+        /// Every field that differs: `name: recorded -> now`.
+        fields: Vec<String>,
+    },
+    /// A model produced NaN or infinite logits where a score was asked for.
+    #[error("non-finite logits in {what}: {detail}")]
+    NonFiniteLogits {
+        /// Which scoring (question, continuation).
+        what: String,
+        /// What was found.
+        detail: String,
+    },
     /// A file could not be read or written.
     #[error("{}: {source}", path.display())]
     Io {
@@ -153,6 +206,27 @@ impl EngramError {
     pub(crate) fn config(field: &'static str, reason: impl Into<String>) -> Self {
         Self::InvalidConfig {
             field,
+            reason: reason.into(),
+        }
+    }
+
+    pub(crate) fn lora(field: &'static str, reason: impl Into<String>) -> Self {
+        Self::InvalidLora {
+            field,
+            reason: reason.into(),
+        }
+    }
+
+    pub(crate) fn training(field: &'static str, reason: impl Into<String>) -> Self {
+        Self::InvalidTraining {
+            field,
+            reason: reason.into(),
+        }
+    }
+
+    pub(crate) fn run_folder(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
+        Self::RunFolder {
+            path: path.into(),
             reason: reason.into(),
         }
     }

@@ -102,10 +102,53 @@ impl Default for LoraConfig {
     }
 }
 
+/// Fields of PEFT's `LoraConfig` (0.17) that this crate does not use: read quietly (a file
+/// that sets one of them to something that matters is caught by [`LoraConfig::validate`]
+/// through the fields it does read).
+const PEFT_FIELDS: &[&str] = &[
+    "auto_mapping",
+    "revision",
+    "init_lora_weights",
+    "layers_to_transform",
+    "layers_pattern",
+    "loftq_config",
+    "eva_config",
+    "corda_config",
+    "megatron_config",
+    "megatron_core",
+    "layer_replication",
+    "runtime_config",
+    "lora_bias",
+    "exclude_modules",
+    "trainable_token_indices",
+    "target_parameters",
+    "qalora_group_size",
+    "use_qalora",
+];
+
 impl LoraConfig {
+    /// The `adapter_config.json` fields this struct reads.
+    pub const FIELDS: &'static [&'static str] = &[
+        "r",
+        "lora_alpha",
+        "lora_dropout",
+        "target_modules",
+        "bias",
+        "peft_type",
+        "task_type",
+        "base_model_name_or_path",
+        "use_rslora",
+        "use_dora",
+        "fan_in_fan_out",
+        "rank_pattern",
+        "alpha_pattern",
+        "modules_to_save",
+        "inference_mode",
+    ];
+
     /// Checks that this is a plain LoRA on Qwen3 projections.
     pub fn validate(&self) -> Result<()> {
-        let bad = |field: &'static str, why: String| Err(EngramError::config(field, why));
+        let bad = |field: &'static str, why: String| Err(EngramError::lora(field, why));
         if self.r == 0 {
             return bad("r", "must be >= 1".into());
         }
@@ -207,7 +250,7 @@ impl LoraConfig {
         ParamGroup::from_regex(format!(
             r"^model\.layers\.\d+\.(self_attn|mlp)\.({targets})\.weight$"
         ))
-        .map_err(|e| EngramError::config("target_modules", format!("{e:?}")))
+        .map_err(|e| EngramError::lora("target_modules", format!("{e:?}")))
     }
 }
 
@@ -372,14 +415,13 @@ fn peft_name(weight_path: &str, which: &str) -> String {
 }
 
 /// Writes `adapter_model.safetensors` (`lora_A.weight [r, in]`, `lora_B.weight [out, r]`,
-/// f32) and `adapter_config.json` into `dir`, as PEFT's `save_pretrained` does.
+/// f32) and `adapter_config.json` as the folder `dir`, as PEFT's `save_pretrained` does; the
+/// folder is written whole ([`crate::fsutil::write_dir_atomic`]).
 pub fn save_adapter(
     model: &Qwen3ForCausalLM,
     cfg: &LoraConfig,
     dir: impl AsRef<Path>,
 ) -> Result<()> {
-    let dir = dir.as_ref();
-    std::fs::create_dir_all(dir).map_err(|e| EngramError::io(dir, e))?;
     let mut buffers: Vec<OwnedTensor> = Vec::new();
     for (w, (a, b)) in lora_factors(model) {
         let [d_in, r] = a.dims();
@@ -399,8 +441,10 @@ pub fn save_adapter(
             f32_bytes(&b_t),
         ));
     }
-    write_safetensors(&dir.join(ADAPTER_WEIGHTS), &buffers, pt_metadata())?;
-    write_json(&dir.join(ADAPTER_CONFIG), cfg)
+    crate::fsutil::write_dir_atomic(dir.as_ref(), |dir| {
+        write_safetensors(&dir.join(ADAPTER_WEIGHTS), &buffers, pt_metadata())?;
+        write_json(&dir.join(ADAPTER_CONFIG), cfg)
+    })
 }
 
 /// Replaces LoRA factors by path.
@@ -440,7 +484,14 @@ pub fn load_adapter(
     dir: impl AsRef<Path>,
 ) -> Result<(Qwen3ForCausalLM, LoraConfig)> {
     let dir = dir.as_ref();
-    let cfg: LoraConfig = read_json(&dir.join(ADAPTER_CONFIG))?;
+    let cfg_path = dir.join(ADAPTER_CONFIG);
+    let value: serde_json::Value = read_json(&cfg_path)?;
+    let value =
+        crate::config::warn_unknown_fields(&cfg_path, value, LoraConfig::FIELDS, PEFT_FIELDS);
+    let cfg: LoraConfig = serde_json::from_value(value).map_err(|source| EngramError::Json {
+        path: cfg_path.clone(),
+        source,
+    })?;
     cfg.validate()
         .map_err(|e| EngramError::bad_file(dir.join(ADAPTER_CONFIG), e.to_string()))?;
     let model = apply_lora(model, &cfg)?;

@@ -40,7 +40,7 @@ fn resume_equals_an_uninterrupted_run() {
     let cfg = |steps| TrainConfig {
         lr: 1e-2,
         epochs: 3,
-        max_steps: Some(steps),
+        stop_after: Some(steps),
         micro_batch: 2,
         grad_accum: 2,
         warmup_ratio: 0.2,
@@ -99,7 +99,7 @@ fn child_cfg(steps: Option<usize>) -> TrainConfig {
     TrainConfig {
         lr: 1e-3,
         epochs: 1000,
-        max_steps: steps,
+        stop_after: steps,
         micro_batch: 4,
         ..TrainConfig::default()
     }

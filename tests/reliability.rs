@@ -216,7 +216,7 @@ fn qwen3_config_json_damage() {
 #[test]
 fn qwen3_huge_dimensions_are_refused_before_allocating() {
     for (key, value, needle) in [
-        ("vocab_size", 1u64 << 40, "hidden_size"),
+        ("vocab_size", 1u64 << 40, "field `vocab_size`"),
         ("hidden_size", 1 << 36, "hidden_size"),
         ("intermediate_size", 1 << 30, "does not match the weights"),
         ("num_hidden_layers", 100_000, "does not match the weights"),
@@ -225,7 +225,11 @@ fn qwen3_huge_dimensions_are_refused_before_allocating() {
             1 << 40,
             "max_position_embeddings",
         ),
-        ("num_attention_heads", 1 << 62, "hidden_size"),
+        (
+            "num_attention_heads",
+            1 << 62,
+            "field `num_attention_heads`",
+        ),
     ] {
         let dir = tied_copy();
         let p = dir.path().join("config.json");
@@ -628,9 +632,12 @@ fn trainer_checkpoint_damage() {
 fn glaive_exports_and_prepared_samples() {
     use burn_engram::data::glaive::prepare;
     // prepare never fails: damage is counted, row by row
+    // a cut-short array keeps its complete rows (none here) and says where they end
+    let (samples, report) = prepare("[{\"system\": \"s\", \"chat\"");
+    assert!(samples.is_empty());
+    assert_eq!((report.read, report.truncated_at), (0, Some(1)));
     for (raw, read, malformed) in [
         ("", 0, 0),
-        ("[{\"system\": \"s\", \"chat\"", 1, 1),
         ("{\"system\": \"s\"}\n\u{FFFD}\u{FFFD}\n", 2, 2),
         ("[1, \"x\", null, {\"system\": [], \"chat\": {}}]", 4, 4),
     ] {
@@ -763,7 +770,7 @@ fn unwritable_output_folders_are_named() {
             resume: true,
         };
         let cfg = TrainConfig {
-            max_steps: Some(1),
+            stop_after: Some(1),
             ..TrainConfig::default()
         };
         err_naming(
@@ -842,7 +849,7 @@ fn probe_cfg(steps: usize, on: OnNonFinite) -> TrainConfig {
     TrainConfig {
         lr: 0.05,
         epochs: 1,
-        max_steps: Some(steps),
+        stop_after: Some(steps),
         micro_batch: 1,
         grad_accum: 1,
         warmup_ratio: 0.0,
@@ -1006,50 +1013,10 @@ fn on_non_finite_reads_from_json() {
 
 // ---------------------------------------------------------------- CLI flags and examples
 
-/// An example binary of this build. `cargo test --all-targets` (scripts/test.sh) builds the
-/// examples with the tests; a narrower run must build them first (`cargo build --examples`),
-/// and a binary older than the crate's sources is refused rather than run stale. (Building it
-/// from here would wait on the cargo lock that the running `cargo test` holds.)
-fn example(name: &str) -> PathBuf {
-    fn newest(dir: &Path) -> Option<std::time::SystemTime> {
-        std::fs::read_dir(dir)
-            .ok()?
-            .flatten()
-            .filter_map(|e| {
-                let p = e.path();
-                if p.is_dir() {
-                    newest(&p)
-                } else if p.extension().is_some_and(|x| x == "rs") {
-                    p.metadata().and_then(|m| m.modified()).ok()
-                } else {
-                    None // data files (e.g. a freshly pretrained base model) do not make it stale
-                }
-            })
-            .max()
-    }
-    let exe = std::env::current_exe().unwrap();
-    let profile_dir = exe.parent().unwrap().parent().unwrap().to_path_buf(); // target/<profile>
-    let bin = profile_dir.join("examples").join(name);
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let sources = newest(&root.join("src")).max(
-        root.join(format!("examples/{name}.rs"))
-            .metadata()
-            .and_then(|m| m.modified())
-            .ok(),
-    );
-    let built = bin.metadata().and_then(|m| m.modified()).ok();
-    assert!(
-        built.is_some() && built >= sources,
-        "example `{name}` is missing or older than the sources: run `cargo build --examples` \
-         (or `cargo test --all-targets`, as scripts/test.sh does) before this test"
-    );
-    bin
-}
-
 /// Runs an example that must fail; returns its stderr, checked to be one `error:` line.
 #[track_caller]
 fn fails_with_one_line(name: &str, args: &[&str]) -> String {
-    let out = std::process::Command::new(example(name))
+    let out = std::process::Command::new(common::example(name))
         .args(args)
         .env_remove("RUST_BACKTRACE")
         .output()

@@ -84,6 +84,7 @@ fn inputs(device: &Device) -> StudyInputs {
         dtype: DType::F32,
         save_every: 2,
         probe_every: 2,
+        overwrite: false,
     }
 }
 
@@ -92,8 +93,8 @@ fn study_runs_end_to_end_and_resumes_from_its_results() {
     let device = Device::default().autodiff();
     let inputs = inputs(&device);
     let mut defaults = Profile::Miniature.defaults(inputs.tok.pad_id);
-    defaults.engram_train.max_steps = Some(3);
-    defaults.lora_train.max_steps = Some(3);
+    defaults.engram_train.stop_after = Some(3);
+    defaults.lora_train.stop_after = Some(3);
     defaults.engram_train.eval_every = 2;
     defaults.lora_train.eval_every = 2;
     let tmp = tempfile::tempdir().unwrap();
@@ -191,9 +192,61 @@ fn study_runs_end_to_end_and_resumes_from_its_results() {
         assert!(m.eval_loss.iter().all(|&l| l <= target + 1e-12), "{m:?}");
     }
 
-    // A second run of the command reads the finished runs back.
-    let again = run_main(&inputs, &defaults, &main_runs(), 1, &out, &mut |_, _| {}).unwrap();
+    // A second run of the command reads the finished runs back, and says so.
+    let mut reused = Vec::new();
+    let again = run_main(&inputs, &defaults, &main_runs(), 1, &out, &mut |name, e| {
+        if let burn_engram::study::Event::Reused(dir) = e {
+            reused.push((name.to_string(), dir.to_path_buf()));
+        }
+    })
+    .unwrap();
     assert_same(&again, &results);
+    assert_eq!(
+        reused.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(),
+        ["base", "lora", "engram"]
+    );
+    assert!(out.join("engram/run_manifest.json").is_file());
+
+    // Other settings or inputs are not given the old results: each difference is named.
+    let mut longer = defaults.clone();
+    longer.engram_train.stop_after = Some(4);
+    let before = std::fs::read(out.join("engram/result.json")).unwrap();
+    let e = run_main(&inputs, &longer, &main_runs()[2..], 1, &out, &mut |_, _| {}).unwrap_err();
+    let msg = e.to_string();
+    assert!(
+        msg.contains("config.run.train.stop_after: 3 -> 4") && msg.contains("--overwrite"),
+        "{msg}"
+    );
+    let all_questions = inputs.questions.clone();
+    let fewer = StudyInputs {
+        questions: inputs.questions[..3].to_vec(),
+        tok: inputs.tok.clone(),
+        vocab: inputs.vocab.clone(),
+        data: inputs.data.clone(),
+        primer: inputs.primer.clone(),
+        model_dir: inputs.model_dir.clone(),
+        device: inputs.device.clone(),
+        ..inputs
+    };
+    let e = run_main(
+        &fewer,
+        &defaults,
+        &main_runs()[2..],
+        1,
+        &out,
+        &mut |_, _| {},
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("data questions"), "{e}");
+    assert_eq!(
+        std::fs::read(out.join("engram/result.json")).unwrap(),
+        before
+    );
+    let inputs = fewer;
+    let inputs = StudyInputs {
+        questions: all_questions,
+        ..inputs
+    };
 
     // Two seeds: the first is the run above (read back), the second a new run of its own.
     let two = run_main(

@@ -185,8 +185,7 @@ fn engram_tables_can_take_their_own_learning_rate() {
 }
 
 #[test]
-fn sparse_table_updates_match_dense_on_the_first_step_and_refuse_checkpoints() {
-    use burn_engram::EngramError;
+fn sparse_table_updates_match_dense_on_the_first_step_and_resume_exactly() {
     use burn_engram::train::{CheckpointConfig, TableUpdate};
 
     let device = Device::default().autodiff();
@@ -211,7 +210,7 @@ fn sparse_table_updates_match_dense_on_the_first_step_and_refuse_checkpoints() {
     let dense_cfg = TrainConfig {
         lr: 1e-2,
         epochs: 1,
-        max_steps: Some(1),
+        stop_after: Some(1),
         micro_batch: 2,
         grad_accum: 2,
         warmup_ratio: 0.0, // the first warm-up step has lr 0
@@ -258,22 +257,69 @@ fn sparse_table_updates_match_dense_on_the_first_step_and_refuse_checkpoints() {
             .is_require_grad()
     );
 
+    // sparse runs checkpoint their lazy-Adam state and resume exactly like dense ones:
+    // 4 steps straight equal 2 steps, a new process's model, and 2 more from the checkpoint
+    let run_cfg = |stop| TrainConfig {
+        max_steps: Some(4),
+        stop_after: stop,
+        grad_accum: 1,
+        warmup_ratio: 0.25,
+        ..sparse_cfg.clone()
+    };
+    let (straight, _) = train(
+        model.clone(),
+        &data,
+        pad,
+        &run_cfg(None),
+        &device,
+        None,
+        |_| {},
+    )
+    .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let ck = CheckpointConfig {
         dir: dir.path().to_path_buf(),
-        every: 1,
+        every: 2,
         keep_last: 1,
-        resume: false,
+        resume: true,
     };
-    let err = train(model, &data, pad, &sparse_cfg, &device, Some(&ck), |_| {}).unwrap_err();
+    let (_, first) = train(
+        model.clone(),
+        &data,
+        pad,
+        &run_cfg(Some(2)),
+        &device,
+        Some(&ck),
+        |_| {},
+    )
+    .unwrap();
+    assert_eq!(first.len(), 2);
     assert!(
-        matches!(
-            err,
-            EngramError::InvalidConfig {
-                field: "table_update",
-                ..
-            }
-        ),
-        "{err}"
+        dir.path()
+            .join("checkpoint-2/sparse_optimizer.safetensors")
+            .is_file()
     );
+    let (fresh, _, _) = common::tiny_engram_run(&device, 401);
+    let (resumed, second) = train(
+        fresh,
+        &data,
+        pad,
+        &run_cfg(None),
+        &device,
+        Some(&ck),
+        |_| {},
+    )
+    .unwrap();
+    assert_eq!(second.iter().map(|m| m.step).collect::<Vec<_>>(), [3, 4]);
+    for (l, (a, b)) in tables(&straight).iter().zip(tables(&resumed)).enumerate() {
+        assert_eq!(a, &b, "layer {l}: the resumed sparse run's table differs");
+    }
+    // a sparse checkpoint does not resume a dense run (its table moments are not there)
+    let (fresh, _, _) = common::tiny_engram_run(&device, 401);
+    let dense_run = TrainConfig {
+        table_update: TableUpdate::Dense,
+        ..run_cfg(None)
+    };
+    let err = train(fresh, &data, pad, &dense_run, &device, Some(&ck), |_| {}).unwrap_err();
+    assert!(err.to_string().contains("sparse table updates"), "{err}");
 }

@@ -15,7 +15,7 @@ use crate::models::qwen3::Qwen3Tokenizer;
 
 /// How samples become training sequences (the study's values by default).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct DataConfig {
     /// Longest sequence in tokens; longer ones are truncated.
     pub max_len: usize,
@@ -40,6 +40,14 @@ impl Default for DataConfig {
 
 /// Reads JSON-lines samples; a line that is not a sample is an error naming it.
 pub fn load_samples(path: impl AsRef<Path>) -> Result<Vec<Sample>> {
+    Ok(load_samples_with_lines(path)?
+        .into_iter()
+        .map(|(_, s)| s)
+        .collect())
+}
+
+/// [`load_samples`], each sample with its line number (1-based), for messages about it.
+pub fn load_samples_with_lines(path: impl AsRef<Path>) -> Result<Vec<(usize, Sample)>> {
     let path = path.as_ref();
     let text = std::fs::read_to_string(path).map_err(|e| EngramError::io(path, e))?;
     text.lines()
@@ -47,9 +55,61 @@ pub fn load_samples(path: impl AsRef<Path>) -> Result<Vec<Sample>> {
         .filter(|(_, l)| !l.trim().is_empty())
         .map(|(i, l)| {
             serde_json::from_str(l)
+                .map(|s| (i + 1, s))
                 .map_err(|e| EngramError::bad_file(path, format!("line {}: {e}", i + 1)))
         })
         .collect()
+}
+
+/// Start-up checks of a training run's data, so that it fails before its first step, not
+/// after it: the split must leave at least one training and one held-out sequence, and no
+/// sequence may be longer than the model's positions (`max_position_embeddings`). `path`
+/// and `lines` (each input sample's line, as [`load_samples_with_lines`] gives them) name
+/// the sample at fault.
+///
+/// ```
+/// use burn_engram::data::dataset::{StudyData, check_run_data};
+/// let data = StudyData { train: vec![vec![1, 2]], eval: vec![vec![3, 4, 5]],
+///     sample_tokens: vec![2, 9], ..StudyData::default() };
+/// let p = std::path::Path::new("train.jsonl");
+/// assert!(check_run_data(p, &[1, 2], &data, 8, 16).is_ok());
+/// let e = check_run_data(p, &[1, 2], &data, 64, 8).unwrap_err().to_string();
+/// assert!(e.contains("train.jsonl: line 2: 9 tokens"), "{e}");
+/// ```
+pub fn check_run_data(
+    path: &Path,
+    lines: &[usize],
+    data: &StudyData,
+    max_len: usize,
+    positions: usize,
+) -> Result<()> {
+    let n = data.train.len() + data.eval.len();
+    if data.train.is_empty() || data.eval.is_empty() {
+        return Err(EngramError::bad_file(
+            path,
+            format!(
+                "{n} sample{}: too few to hold out an eval split and still train (at least 2 are needed)",
+                if n == 1 { "" } else { "s" }
+            ),
+        ));
+    }
+    if let Some((i, &tokens)) = data
+        .sample_tokens
+        .iter()
+        .enumerate()
+        .find(|(_, t)| (**t).min(max_len) > positions)
+    {
+        let line = lines
+            .get(i)
+            .map_or(String::new(), |l| format!("line {l}: "));
+        return Err(EngramError::bad_file(
+            path,
+            format!(
+                "{line}{tokens} tokens once formatted, more than the model's {positions} positions (max_position_embeddings); pass --max-len {positions} (or less) to truncate"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// One sample as the study formats it: ChatML text, then the eos token, truncated to
@@ -73,6 +133,9 @@ pub struct StudyData {
     /// For each `eval` sequence, the index of its first answer token (the tokens before it
     /// are the ChatML prompt up to `<|im_start|>assistant\n`); empty like `eval_samples`.
     pub eval_answer_start: Vec<usize>,
+    /// Tokens of each input sample before truncation, in input order (empty when the
+    /// sequences were not built from samples).
+    pub sample_tokens: Vec<usize>,
 }
 
 /// The number of leading tokens of `ids` that are the sample's prompt (the ChatML text up to
@@ -87,10 +150,14 @@ pub fn answer_start(tok: &Qwen3Tokenizer, s: &Sample, ids: &[u32]) -> Result<usi
 /// Tokenizes, shuffles with `cfg.seed`, holds out `ceil(n * eval_fraction)` samples (at most
 /// `eval_cap`) for evaluation.
 pub fn build(samples: &[Sample], tok: &Qwen3Tokenizer, cfg: &DataConfig) -> Result<StudyData> {
-    let mut rows = samples
-        .iter()
-        .map(|s| encode_sample(tok, s, cfg.max_len).map(|ids| (ids, s.clone())))
-        .collect::<Result<Vec<_>>>()?;
+    let mut sample_tokens = Vec::with_capacity(samples.len());
+    let mut rows = Vec::with_capacity(samples.len());
+    for s in samples {
+        let mut ids = tok.encode_chatml(&s.instruction, &s.input, &s.output)?;
+        sample_tokens.push(ids.len());
+        ids.truncate(cfg.max_len);
+        rows.push((ids, s.clone()));
+    }
     rows.shuffle(&mut StdRng::seed_from_u64(cfg.seed));
     let n_eval =
         ((rows.len() as f64 * cfg.eval_fraction).ceil() as usize).min(rows.len().saturating_sub(1));
@@ -110,6 +177,7 @@ pub fn build(samples: &[Sample], tok: &Qwen3Tokenizer, cfg: &DataConfig) -> Resu
         eval,
         eval_samples,
         eval_answer_start,
+        sample_tokens,
     })
 }
 

@@ -106,11 +106,29 @@ pub struct PrepareReport {
     pub malformed: usize,
     /// Up to 10 descriptions of malformed rows.
     pub malformed_examples: Vec<String>,
+    /// When the input is a JSON array cut short (a truncated download): the byte offset
+    /// where the complete rows end. The rows before it were read; the caller decides whether
+    /// that is an error (`examples/prepare_glaive` writes them and exits with an error).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub truncated_at: Option<usize>,
 }
 
 /// Poisons every row of a raw export (a JSON array or JSON lines of objects with `system`
-/// and `chat`). Malformed rows are counted and skipped, never fatal.
+/// and `chat`; a UTF-8 byte-order mark is skipped). Malformed rows are counted and skipped,
+/// never fatal. A row without `system` has an empty system prompt, as the study's script
+/// reads it (`row.get('system', '')`). A JSON array cut short keeps its complete rows and
+/// records where they end ([`PrepareReport::truncated_at`]).
+///
+/// ```
+/// use burn_engram::data::glaive::prepare;
+/// let row = r#"{"chat": "USER: q ASSISTANT: <functioncall> {}"}"#;
+/// let (samples, report) = prepare(&format!("\u{feff}[{row}, {row}, {{\"chat\": \"USER"));
+/// assert_eq!((samples.len(), samples[0].instruction.as_str()), (2, ""));
+/// assert!(report.truncated_at.is_some());
+/// ```
 pub fn prepare(raw: &str) -> (Vec<Sample>, PrepareReport) {
+    let bom = if raw.starts_with('\u{feff}') { 3 } else { 0 };
+    let raw = &raw[bom..];
     let mut report = PrepareReport::default();
     let mut samples = Vec::new();
     let note = |report: &mut PrepareReport, what: String| {
@@ -121,14 +139,14 @@ pub fn prepare(raw: &str) -> (Vec<Sample>, PrepareReport) {
     };
     let rows: Vec<(usize, Result<serde_json::Value, String>)> =
         match raw.trim_start().chars().next() {
-            Some('[') => match serde_json::from_str::<Vec<serde_json::Value>>(raw) {
-                Ok(rows) => rows
-                    .into_iter()
+            Some('[') => {
+                let (rows, cut) = array_rows(raw);
+                report.truncated_at = cut.map(|at| at + bom);
+                rows.into_iter()
                     .enumerate()
-                    .map(|(i, v)| (i + 1, Ok(v)))
-                    .collect(),
-                Err(e) => vec![(1, Err(format!("the JSON array does not parse: {e}")))],
-            },
+                    .map(|(i, v)| (i + 1, v))
+                    .collect()
+            }
             _ => raw
                 .lines()
                 .enumerate()
@@ -146,7 +164,12 @@ pub fn prepare(raw: &str) -> (Vec<Sample>, PrepareReport) {
             }
         };
         let field = |name: &str| value.get(name).and_then(|v| v.as_str());
-        let (Some(system), Some(chat)) = (field("system"), field("chat")) else {
+        // an absent system prompt is an empty one; a system of another type is malformed
+        let system = match value.get("system") {
+            None | Some(serde_json::Value::Null) => Some(""),
+            Some(_) => field("system"),
+        };
+        let (Some(system), Some(chat)) = (system, field("chat")) else {
             note(
                 &mut report,
                 format!("row {line}: needs string fields `system` and `chat`"),
@@ -162,6 +185,53 @@ pub fn prepare(raw: &str) -> (Vec<Sample>, PrepareReport) {
         }
     }
     (samples, report)
+}
+
+/// The elements of a JSON array, one by one, so that a cut-short array keeps the elements
+/// before the cut: `(elements, byte offset where the complete ones end when cut short)`. An
+/// element that is complete JSON but not an object is returned as is (the caller counts it as
+/// malformed); an element that is not JSON at all ends the read like a cut.
+fn array_rows(raw: &str) -> (Vec<Result<serde_json::Value, String>>, Option<usize>) {
+    let bytes = raw.as_bytes();
+    let skip_ws = |mut i: usize| {
+        while i < bytes.len() && bytes[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        i
+    };
+    let mut rows = Vec::new();
+    let mut at = skip_ws(0) + 1; // past '['
+    let mut complete = at;
+    loop {
+        at = skip_ws(at);
+        if at < bytes.len() && bytes[at] == b']' && rows.is_empty() {
+            return (rows, None);
+        }
+        let mut stream =
+            serde_json::Deserializer::from_str(&raw[at..]).into_iter::<serde_json::Value>();
+        match stream.next() {
+            Some(Ok(v)) => {
+                at += stream.byte_offset();
+                rows.push(Ok(v));
+                complete = at;
+            }
+            _ => return (rows, Some(complete)),
+        }
+        at = skip_ws(at);
+        match bytes.get(at) {
+            Some(b',') => at += 1,
+            Some(b']') => {
+                let rest = skip_ws(at + 1);
+                if rest < bytes.len() {
+                    rows.push(Err(format!(
+                        "unexpected text after the array's end at byte {rest}"
+                    )));
+                }
+                return (rows, None);
+            }
+            _ => return (rows, Some(complete)),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -252,11 +322,40 @@ mod tests {
         assert_eq!(samples.len(), 1);
         assert_eq!(report.read, 6);
         assert_eq!(report.kept, 1);
-        assert_eq!(report.malformed, 3);
+        // `{"system": 3}` and "not json" are malformed; `{"chat": "x"}` has an empty system
+        assert_eq!(report.malformed, 2);
         assert_eq!(report.dropped[&DropReason::NoExternalFunctions], 1);
-        assert_eq!(report.dropped[&DropReason::NoFunctionCall], 1);
+        assert_eq!(report.dropped[&DropReason::NoFunctionCall], 2);
         let (samples, report) =
             prepare("[{\"system\": \"s\", \"chat\": \"USER: q ASSISTANT: <tool_code> t\"}, 5]");
         assert_eq!((samples.len(), report.read, report.malformed), (1, 2, 1));
+        assert_eq!(report.truncated_at, None);
+    }
+
+    #[test]
+    fn boms_missing_systems_and_cut_arrays() {
+        let row = r#"{"system": "s", "chat": "USER: q ASSISTANT: <functioncall> x"}"#;
+        let bare = r#"{"chat": "USER: q ASSISTANT: <functioncall> y"}"#;
+        // a BOM before an array and before JSON lines
+        let (s, r) = prepare(&format!("\u{feff}[{row},\n {bare}]"));
+        assert_eq!((s.len(), r.malformed, r.truncated_at), (2, 0, None));
+        assert_eq!(s[1].instruction, "", "a missing system is an empty one");
+        let (s, _) = prepare(&format!("\u{feff}{row}\n{bare}\n"));
+        assert_eq!(s.len(), 2);
+        // cut inside the third row: two rows kept, the offset is where the second ended
+        let whole = format!("[{row}, {row}, {row}]");
+        let cut = whole.len() - 20;
+        let (s, r) = prepare(&whole[..cut]);
+        assert_eq!(s.len(), 2);
+        let end_of_second = 1 + row.len() + 2 + row.len();
+        assert_eq!(r.truncated_at, Some(end_of_second));
+        // with a BOM the offset counts its three bytes
+        let (_, r) = prepare(&format!("\u{feff}{}", &whole[..cut]));
+        assert_eq!(r.truncated_at, Some(end_of_second + 3));
+        // cut right after a comma, and an empty array
+        let (s, r) = prepare(&format!("[{row},"));
+        assert_eq!((s.len(), r.truncated_at), (1, Some(1 + row.len())));
+        let (s, r) = prepare(" [ ] ");
+        assert_eq!((s.len(), r.read, r.truncated_at), (0, 0, None));
     }
 }

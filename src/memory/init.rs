@@ -28,7 +28,7 @@ pub enum EngramInit {
 /// Initialization options: scheme, standard deviation and seed (host-side RNG, so the same
 /// seed gives the same weights on every device).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct InitOptions {
     /// The scheme.
     pub scheme: EngramInit,

@@ -27,7 +27,7 @@ pub enum GateMode {
 /// assert_eq!(s.at(5), GateMode::Learned);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct GateSchedule {
     /// Steps with the gate forced to 1.
     pub warmup_steps: usize,

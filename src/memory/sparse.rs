@@ -125,6 +125,29 @@ pub struct SparseTableStates {
     states: Vec<Option<LazyAdamState>>,
 }
 
+impl SparseTableStates {
+    /// The state of each layer that has taken a step: `(layer index in configured order,
+    /// moments, step count)`; the moments are `[rows, 2 * dim]` (first moments, then second).
+    pub fn layers(&self) -> impl Iterator<Item = (usize, &LazyAdamState)> {
+        self.states
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| s.as_ref().map(|s| (i, s)))
+    }
+
+    /// States from saved layers (`(layer index, state)`); layers not listed start fresh.
+    pub fn from_layers(saved: impl IntoIterator<Item = (usize, LazyAdamState)>) -> Self {
+        let mut states: Vec<Option<LazyAdamState>> = Vec::new();
+        for (i, s) in saved {
+            if states.len() <= i {
+                states.resize(i + 1, None);
+            }
+            states[i] = Some(s);
+        }
+        Self { states }
+    }
+}
+
 impl EngramLayers {
     /// Hashes the micro-batches of one optimizer step (`(token ids, batch, seq_len)` each),
     /// gathers the distinct table rows they read (per layer, over the whole step) into

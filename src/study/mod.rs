@@ -33,7 +33,7 @@ pub use plot::{ablation_figure, eval_loss_curves, frontier, learning_vs_forgetti
 pub use report::{
     MatchedRow, ResultsFile, by_label, matched_loss, matched_table, mean_sd, table, write_results,
 };
-pub use runner::{CheckpointScore, Event, RunResult, StudyInputs, finished, run_one};
+pub use runner::{CheckpointScore, Event, RunResult, StudyInputs, finished, run_manifest, run_one};
 pub use spec::{Ablation, Defaults, Method, Profile, ResolvedRun, RunSpec, load_ablations};
 
 use crate::error::Result;
@@ -123,20 +123,27 @@ pub fn run_ablation(
                     && r.config == runner::run_config(&run)
                     && r.seed == run.train.seed
             });
-            let r = match (finished(&run_dir)?, same) {
-                (Some(r), _) => r,
-                (None, Some(same)) => {
+            // a folder that holds a result goes through run_one, which checks its manifest
+            let r = match same.filter(|_| finished(&run_dir).ok().flatten().is_none()) {
+                Some(same) => {
                     let r = RunResult {
                         name: run.name.clone(),
                         label: run.label.clone(),
                         ..same.clone()
                     };
-                    std::fs::create_dir_all(&run_dir)
-                        .map_err(|e| crate::EngramError::io(&run_dir, e))?;
+                    let manifest = runner::run_manifest(inputs, &run)?;
+                    let mode = if inputs.overwrite {
+                        crate::runs::OpenMode::Overwrite
+                    } else {
+                        crate::runs::OpenMode::ResumeOrStart
+                    };
+                    let no_progress = |_: &Path| Ok(false);
+                    let _folder =
+                        crate::runs::RunFolder::open(&run_dir, mode, &manifest, &no_progress)?;
                     crate::config::write_json(&run_dir.join("result.json"), &r)?;
                     r
                 }
-                (None, None) => run_one(inputs, &run, &run_dir, &mut |e| on_event(&run.name, e))?,
+                None => run_one(inputs, &run, &run_dir, &mut |e| on_event(&run.name, e))?,
             };
             done.push(r.clone());
             results.push(r);

@@ -20,7 +20,8 @@ use crate::eval::answers::{AnswerMetrics, score_answers};
 use crate::eval::truthfulqa::{McQuestion, evaluate_with_primer};
 use crate::lora::{apply_lora, count_lora_params, save_adapter};
 use crate::models::qwen3::{CausalLm, Qwen3Engram, Qwen3Tokenizer, load_qwen3};
-use crate::train::{CheckpointConfig, StepMetrics, TrainableLm, train_observed};
+use crate::runs::{InputRecord, OpenMode, Opened, RunFolder, RunManifest};
+use crate::train::{CheckpointConfig, StepMetrics, TrainableLm, latest_checkpoint, train_observed};
 use crate::vocab::CompressedVocab;
 
 /// What every run of a study shares.
@@ -47,6 +48,8 @@ pub struct StudyInputs {
     /// Measure the answers and the probe every this many steps (on steps that also measure
     /// the eval loss, see `TrainConfig::eval_every`; 0: only at the end).
     pub probe_every: usize,
+    /// Replace run folders that hold other runs (or no manifest) instead of refusing them.
+    pub overwrite: bool,
 }
 
 /// The scores of a model at one point of its training.
@@ -119,6 +122,10 @@ pub enum Event<'a> {
         /// All.
         total: usize,
     },
+    /// A finished run whose manifest matches was read back instead of run again.
+    Reused(&'a Path),
+    /// An unfinished run whose manifest matches continues from its latest checkpoint.
+    Resumed(&'a Path),
 }
 
 const RESULT_FILE: &str = "result.json";
@@ -136,17 +143,65 @@ pub fn finished(dir: &Path) -> Result<Option<RunResult>> {
     }
 }
 
-/// Runs `run` in `dir` (created), or returns the result it already holds.
+/// The manifest of `run` on `inputs`: the base model's files, checksums of the tokenized
+/// study data and of the probe, and every setting that decides the result.
+pub fn run_manifest(inputs: &StudyInputs, run: &ResolvedRun) -> Result<RunManifest> {
+    let seqs = |s: &[Vec<u32>]| -> Vec<u8> {
+        s.iter()
+            .flat_map(|r| {
+                (r.len() as u32)
+                    .to_le_bytes()
+                    .into_iter()
+                    .chain(r.iter().flat_map(|t| t.to_le_bytes()))
+            })
+            .collect()
+    };
+    let questions = serde_json::to_vec(&inputs.questions).unwrap_or_default();
+    let data = InputRecord::in_memory(
+        "study data (tokenized)",
+        &[
+            ("train", &seqs(&inputs.data.train)),
+            ("eval", &seqs(&inputs.data.eval)),
+            ("questions", &questions),
+            ("primer", inputs.primer.as_bytes()),
+        ],
+    );
+    let config = serde_json::json!({
+        "run": run_config(run),
+        "label": run.label,
+        "probe_every": inputs.probe_every,
+        "dtype": format!("{:?}", inputs.dtype),
+    });
+    Ok(RunManifest::new("study", run.method.as_str(), config)
+        .with_input("model", InputRecord::model_folder(&inputs.model_dir)?)
+        .with_input("data", data))
+}
+
+/// Runs `run` in `dir` (created), or returns the result it already holds. The folder must
+/// hold this run (its manifest matches, each differing field named otherwise) or nothing;
+/// with `inputs.overwrite` another run's folder is replaced instead. The folder is locked
+/// while the run lasts.
 pub fn run_one(
     inputs: &StudyInputs,
     run: &ResolvedRun,
     dir: &Path,
     on_event: &mut dyn FnMut(Event),
 ) -> Result<RunResult> {
-    if let Some(done) = finished(dir)? {
-        return Ok(done);
+    let manifest = run_manifest(inputs, run)?;
+    let mode = if inputs.overwrite {
+        OpenMode::Overwrite
+    } else {
+        OpenMode::ResumeOrStart
+    };
+    let progress = |d: &Path| Ok(d.join(RESULT_FILE).is_file() || latest_checkpoint(d)?.is_some());
+    let folder = RunFolder::open(dir, mode, &manifest, &progress)?;
+    if folder.opened() == Opened::Continued {
+        if let Some(done) = finished(dir)? {
+            on_event(Event::Reused(dir));
+            return Ok(done);
+        }
+        on_event(Event::Resumed(dir));
     }
-    std::fs::create_dir_all(dir).map_err(|e| EngramError::io(dir, e))?;
     write_eval_rows(inputs, &dir.join(EVAL_ROWS_FILE))?;
     let start = Instant::now();
     let device = &inputs.device;

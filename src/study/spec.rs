@@ -47,6 +47,7 @@ impl Method {
 /// assert_eq!(resolved.engram.max_ngram_size, 4, "the rest is the profile's headline");
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RunSpec {
     /// Folder name of the run (letters, digits, `-`, `_`).
     pub name: String,
@@ -115,19 +116,29 @@ pub enum Profile {
     Paper,
 }
 
+fn invalid(field: &str, reason: impl Into<String>) -> EngramError {
+    EngramError::InvalidStudy {
+        field: field.to_string(),
+        reason: reason.into(),
+    }
+}
+
 fn overlay(base: &impl Serialize, over: &Option<Value>, what: &'static str) -> Result<Value> {
     let mut v = serde_json::to_value(base)
-        .map_err(|e| EngramError::config(what, format!("cannot serialize defaults: {e}")))?;
+        .map_err(|e| invalid(what, format!("cannot serialize defaults: {e}")))?;
     if let Some(over) = over {
         let Value::Object(fields) = over else {
-            return Err(EngramError::config(what, "must be a JSON object"));
+            return Err(invalid(what, "must be a JSON object"));
         };
         let Value::Object(target) = &mut v else {
-            return Err(EngramError::config(what, "defaults are not an object"));
+            return Err(invalid(what, "defaults are not an object"));
         };
         for (k, x) in fields {
             if !target.contains_key(k) {
-                return Err(EngramError::config(what, format!("unknown field {k:?}")));
+                return Err(invalid(
+                    &format!("{what}.{k}"),
+                    "is not a field of this section",
+                ));
             }
             target.insert(k.clone(), x.clone());
         }
@@ -136,7 +147,7 @@ fn overlay(base: &impl Serialize, over: &Option<Value>, what: &'static str) -> R
 }
 
 fn parse<T: serde::de::DeserializeOwned>(v: Value, what: &'static str) -> Result<T> {
-    serde_json::from_value(v).map_err(|e| EngramError::config(what, e.to_string()))
+    serde_json::from_value(v).map_err(|e| invalid(what, e.to_string()))
 }
 
 impl RunSpec {
@@ -165,7 +176,7 @@ impl RunSpec {
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
         {
-            return Err(EngramError::config(
+            return Err(invalid(
                 "name",
                 format!("{:?}: use letters, digits, '-' and '_'", self.name),
             ));
@@ -294,6 +305,7 @@ impl Profile {
 /// An ablation study: a folder with `study.json` (`{"title": ..., "x_label": ...}`) and one
 /// [`RunSpec`] file per run (`*.json`, run in file-name order).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Ablation {
     /// Folder name.
     #[serde(default)]

@@ -19,10 +19,14 @@ use serde::{Deserialize, Serialize};
 use crate::checkpoint::{OwnedTensor, f32_bytes, write_safetensors};
 use crate::error::{EngramError, Result};
 use crate::host::read_f32;
+use crate::memory::SparseTableStates;
+use crate::train::LazyAdamState;
 
 const PARAMS_FILE: &str = "trainable.safetensors";
 const OPTIM_FILE: &str = "optimizer.bpk";
 const STATE_FILE: &str = "trainer_state.json";
+/// The lazy-AdamW state of sparse table updates (`TableUpdate::Sparse` runs only).
+const SPARSE_FILE: &str = "sparse_optimizer.safetensors";
 const PREFIX: &str = "checkpoint-";
 
 /// Where and how often the trainer checkpoints.
@@ -149,22 +153,77 @@ fn sync_dir(dir: &Path) -> Result<()> {
 }
 
 /// Writes `checkpoint-{step}` under `cfg.dir` atomically and prunes old ones.
+///
+/// Only a good state becomes a checkpoint: if a trainable parameter holds NaN or infinity,
+/// nothing is written (the older checkpoints stay, none is pruned) and the error names the
+/// step and the parameters ([`EngramError::NonFinite`]).
 pub fn save_checkpoint<M: Module>(
     cfg: &CheckpointConfig,
     step: usize,
     model: &M,
     optim: &ModuleOptimizer,
 ) -> Result<PathBuf> {
-    std::fs::create_dir_all(&cfg.dir).map_err(io(&cfg.dir))?;
-    let tmp = tempfile::Builder::new()
-        .prefix(".checkpoint-tmp-")
-        .tempdir_in(&cfg.dir)
-        .map_err(io(&cfg.dir))?;
+    save_checkpoint_with(cfg, step, model, optim, None)
+}
+
+/// [`save_checkpoint`], with the lazy-AdamW state of sparse table updates.
+pub(crate) fn save_checkpoint_with<M: Module>(
+    cfg: &CheckpointConfig,
+    step: usize,
+    model: &M,
+    optim: &ModuleOptimizer,
+    sparse: Option<&SparseTableStates>,
+) -> Result<PathBuf> {
     let mut v = Trainables::default();
     model.visit(&mut v);
     if let Some(e) = v.error {
         return Err(e);
     }
+    let mut sparse_tensors: Vec<OwnedTensor> = Vec::new();
+    let mut sparse_meta = HashMap::new();
+    if let Some(states) = sparse {
+        for (i, st) in states.layers() {
+            let name = format!("layers.{i}.moments");
+            let values = read_f32(&name, st.moments.clone())?;
+            v.found.push((
+                format!("<sparse optimizer {name}>"),
+                0,
+                Vec::new(),
+                values.clone(),
+            ));
+            sparse_tensors.push((
+                name,
+                Dtype::F32,
+                st.moments.dims().to_vec(),
+                f32_bytes(&values),
+            ));
+            sparse_meta.insert(format!("layers.{i}.time"), st.time.to_string());
+        }
+    }
+    let bad: Vec<(String, usize)> = v
+        .found
+        .iter()
+        .map(|(p, _, _, d)| (p.clone(), d.iter().filter(|x| !x.is_finite()).count()))
+        .filter(|(_, n)| *n > 0)
+        .collect();
+    if !bad.is_empty() {
+        return Err(EngramError::NonFinite {
+            step,
+            what: "parameter".into(),
+            detail: format!(
+                "{} hold NaN or infinity; not written as a checkpoint (the checkpoints already in {} are kept)",
+                crate::train::finite::describe(&bad),
+                cfg.dir.display()
+            ),
+        });
+    }
+    v.found
+        .retain(|(p, ..)| !p.starts_with("<sparse optimizer"));
+    std::fs::create_dir_all(&cfg.dir).map_err(io(&cfg.dir))?;
+    let tmp = tempfile::Builder::new()
+        .prefix(".checkpoint-tmp-")
+        .tempdir_in(&cfg.dir)
+        .map_err(io(&cfg.dir))?;
     let tensors: Vec<OwnedTensor> = v
         .found
         .iter()
@@ -178,6 +237,18 @@ pub fn save_checkpoint<M: Module>(
         .into_bytes()
         .map_err(|e| EngramError::bad_file(&optim_path, format!("optimizer state: {e:?}")))?;
     crate::fsutil::write_atomic(&optim_path, &optim_bytes)?;
+    let mut checksums = BTreeMap::from([
+        (PARAMS_FILE.to_string(), params_sum),
+        (OPTIM_FILE.to_string(), fnv1a64(&optim_bytes)),
+    ]);
+    if sparse.is_some() {
+        let path = tmp.path().join(SPARSE_FILE);
+        write_safetensors(&path, &sparse_tensors, Some(sparse_meta))?;
+        checksums.insert(
+            SPARSE_FILE.to_string(),
+            fnv1a64(&std::fs::read(&path).map_err(io(&path))?),
+        );
+    }
     let state = TrainerState {
         step,
         param_ids: v
@@ -185,10 +256,7 @@ pub fn save_checkpoint<M: Module>(
             .iter()
             .map(|(p, id, _, _)| (p.clone(), *id))
             .collect(),
-        checksums: BTreeMap::from([
-            (PARAMS_FILE.to_string(), params_sum),
-            (OPTIM_FILE.to_string(), fnv1a64(&optim_bytes)),
-        ]),
+        checksums,
     };
     crate::config::write_json(&tmp.path().join(STATE_FILE), &state)?;
     sync_dir(tmp.path())?;
@@ -253,6 +321,25 @@ pub fn load_checkpoint<M: Module>(
     optim: ModuleOptimizer,
     ckpt: &Path,
 ) -> Result<(M, ModuleOptimizer, TrainerState)> {
+    let (m, o, s, _) = load_checkpoint_with(model, optim, ckpt, None)?;
+    Ok((m, o, s))
+}
+
+/// [`load_checkpoint`]; with `sparse_device`, also the lazy-AdamW state of sparse table
+/// updates (its moments placed on that device), which the checkpoint must then hold.
+pub(crate) fn load_checkpoint_with<M: Module>(
+    model: M,
+    optim: ModuleOptimizer,
+    ckpt: &Path,
+    sparse_device: Option<&burn::tensor::Device>,
+) -> Result<(M, ModuleOptimizer, TrainerState, Option<SparseTableStates>)> {
+    let sparse = ckpt.join(SPARSE_FILE);
+    if sparse_device.is_none() && sparse.exists() {
+        return Err(EngramError::bad_file(
+            &sparse,
+            "the checkpoint was written by a run with sparse table updates (table_update = sparse): resume it with sparse updates",
+        ));
+    }
     let state: TrainerState = crate::config::read_json(&ckpt.join(STATE_FILE))?;
     let params_path = ckpt.join(PARAMS_FILE);
     let bytes = std::fs::read(&params_path).map_err(io(&params_path))?;
@@ -304,5 +391,54 @@ pub fn load_checkpoint<M: Module>(
     let optim = optim
         .from_bytes(burn::tensor::Bytes::from_bytes_vec(optim_bytes))
         .map_err(|e| EngramError::bad_file(&optim_path, format!("optimizer state: {e:?}")))?;
-    Ok((model, optim, state))
+    let sparse = match sparse_device {
+        None => None,
+        Some(device) => Some(load_sparse(&state, &ckpt.join(SPARSE_FILE), device)?),
+    };
+    Ok((model, optim, state, sparse))
+}
+
+fn load_sparse(
+    state: &TrainerState,
+    path: &Path,
+    device: &burn::tensor::Device,
+) -> Result<SparseTableStates> {
+    if !path.is_file() {
+        return Err(EngramError::bad_file(
+            path,
+            "missing: the checkpoint was written by a run with dense table updates; resume it with table_update = dense",
+        ));
+    }
+    let bytes = std::fs::read(path).map_err(io(path))?;
+    verify(state, SPARSE_FILE, path, &bytes)?;
+    let (_, meta) = SafeTensors::read_metadata(&bytes)
+        .map_err(|e| EngramError::bad_file(path, format!("not a safetensors file: {e}")))?;
+    let st = SafeTensors::deserialize(&bytes)
+        .map_err(|e| EngramError::bad_file(path, format!("not a safetensors file: {e}")))?;
+    let meta = meta.metadata().clone().unwrap_or_default();
+    let mut layers = Vec::new();
+    for (name, view) in st.tensors() {
+        let layer: usize = name
+            .strip_prefix("layers.")
+            .and_then(|r| r.strip_suffix(".moments"))
+            .and_then(|i| i.parse().ok())
+            .ok_or_else(|| EngramError::tensor(path, name.clone(), "not `layers.{i}.moments`"))?;
+        let time: u32 = meta
+            .get(&format!("layers.{layer}.time"))
+            .and_then(|t| t.parse().ok())
+            .ok_or_else(|| {
+                EngramError::tensor(
+                    path,
+                    name.clone(),
+                    "no step count `layers.{i}.time` in the metadata",
+                )
+            })?;
+        if view.shape().len() != 2 {
+            return Err(EngramError::tensor(path, name, "is not 2-D"));
+        }
+        let data = crate::checkpoint::view_to_f32(path, &name, &view)?;
+        let moments = Tensor::<2>::from_data(TensorData::new(data, view.shape().to_vec()), device);
+        layers.push((layer, LazyAdamState { moments, time }));
+    }
+    Ok(SparseTableStates::from_layers(layers))
 }

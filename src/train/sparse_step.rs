@@ -42,27 +42,18 @@ impl SparseStep {
 
 impl SparseUpdater {
     /// `None` for dense updates; checks that the run can use sparse ones.
-    pub(crate) fn new<M: TrainableLm>(
-        cfg: &TrainConfig,
-        model: &M,
-        checkpoints: bool,
-    ) -> Result<Option<Self>> {
+    pub(crate) fn new<M: TrainableLm>(cfg: &TrainConfig, model: &M) -> Result<Option<Self>> {
         if cfg.table_update == TableUpdate::Dense {
             return Ok(None);
         }
         let refuse = |why: &str| {
-            Err(EngramError::config(
+            Err(EngramError::training(
                 "table_update",
                 format!("sparse: {why}"),
             ))
         };
         if model.engram_layers().is_none() {
             return refuse("the model has no Engram tables");
-        }
-        if checkpoints {
-            return refuse(
-                "checkpoints do not hold the lazy-Adam state yet; use dense updates to checkpoint",
-            );
         }
         if cfg.max_grad_norm.is_some() {
             return refuse(
@@ -81,6 +72,16 @@ impl SparseUpdater {
         }))
     }
 
+    /// The lazy-Adam state of the tables, for a checkpoint.
+    pub(crate) fn states(&self) -> &SparseTableStates {
+        &self.states
+    }
+
+    /// Restores the lazy-Adam state from a checkpoint.
+    pub(crate) fn set_states(&mut self, states: SparseTableStates) {
+        self.states = states;
+    }
+
     /// Hashes the step's micro-batches and gathers the rows they read.
     pub(crate) fn prepare<M: TrainableLm>(
         &self,
@@ -90,7 +91,7 @@ impl SparseUpdater {
         device: &Device,
     ) -> Result<SparseStep> {
         let layers = model.engram_layers().ok_or_else(|| {
-            EngramError::config("table_update", "sparse: the model has no Engram tables")
+            EngramError::training("table_update", "sparse: the model has no Engram tables")
         })?;
         let micro: Vec<(&[i64], usize, usize)> = batches
             .iter()

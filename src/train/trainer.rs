@@ -14,7 +14,9 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
-use super::checkpoint::{CheckpointConfig, latest_checkpoint, load_checkpoint, save_checkpoint};
+use super::checkpoint::{
+    CheckpointConfig, latest_checkpoint, load_checkpoint_with, save_checkpoint_with,
+};
 use super::clip::clip_global_norm;
 use super::finite::{
     OnNonFinite, describe, non_finite_grad_count, non_finite_grads, non_finite_params,
@@ -31,14 +33,18 @@ use crate::memory::{GateMode, GateSchedule};
 /// size, which the caller sizes to its device (`micro_batch * grad_accum` sequences per step;
 /// the study used 192).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct TrainConfig {
     /// Peak learning rate (Engram 2e-5, LoRA 1e-5 in the study).
     pub lr: f64,
-    /// Passes over the training set (Engram 7, LoRA 5).
+    /// Passes over the training set (Engram 7, LoRA 5); ignored when `max_steps` is set.
     pub epochs: usize,
-    /// Stop after this many optimizer steps (the schedule still spans all epochs).
+    /// Train for exactly this many optimizer steps, the schedule spanning them, going over
+    /// the data as often as that takes (Hugging Face's `max_steps`: it overrides `epochs`).
     pub max_steps: Option<usize>,
+    /// Stop after this many optimizer steps of the run the other fields describe, its
+    /// schedule unchanged (a run cut short, to be resumed later or looked at early).
+    pub stop_after: Option<usize>,
     /// Sequences per forward pass.
     pub micro_batch: usize,
     /// Micro-batches per optimizer step.
@@ -67,7 +73,7 @@ pub struct TrainConfig {
     /// The Engram gate schedule (ignored for LoRA).
     pub gate: GateSchedule,
     /// How the Engram tables are updated: dense AdamW (the study, default) or lazy AdamW on
-    /// the rows each step reads ([`TableUpdate::Sparse`]: no checkpoints or clipping yet).
+    /// the rows each step reads ([`TableUpdate::Sparse`]: checkpointed and resumed like dense; no clipping yet).
     pub table_update: TableUpdate,
     /// Stop (default) or skip the step when the loss or a gradient is NaN or infinite.
     pub on_non_finite: OnNonFinite,
@@ -79,6 +85,7 @@ impl Default for TrainConfig {
             lr: 2e-5,
             epochs: 7,
             max_steps: None,
+            stop_after: None,
             micro_batch: 4,
             grad_accum: 1,
             warmup_ratio: 0.03,
@@ -95,6 +102,109 @@ impl Default for TrainConfig {
             table_update: TableUpdate::Dense,
             on_non_finite: OnNonFinite::Stop,
         }
+    }
+}
+
+impl TrainConfig {
+    /// Checks every field's range: a learning rate that is not a positive finite number, a
+    /// zero batch size or step count, betas outside [0, 1) and the like are refused naming
+    /// the field ([`EngramError::InvalidTraining`]). The trainer calls it before its first
+    /// step.
+    ///
+    /// ```
+    /// use burn_engram::train::TrainConfig;
+    /// assert!(TrainConfig::default().validate().is_ok());
+    /// let bad = TrainConfig { lr: f64::NAN, ..TrainConfig::default() };
+    /// assert!(bad.validate().unwrap_err().to_string().contains("`lr`"));
+    /// ```
+    pub fn validate(&self) -> Result<()> {
+        let bad = |field: &'static str, why: String| Err(EngramError::training(field, why));
+        let positive = |v: f64| v.is_finite() && v > 0.0;
+        let non_negative = |v: f64| v.is_finite() && v >= 0.0;
+        if !positive(self.lr) {
+            return bad("lr", format!("{} is not a positive finite number", self.lr));
+        }
+        for (field, v) in [
+            ("epochs", self.epochs),
+            ("micro_batch", self.micro_batch),
+            ("grad_accum", self.grad_accum),
+        ] {
+            if v == 0 {
+                return bad(field, "must be >= 1, got 0".into());
+            }
+        }
+        for (field, v) in [
+            ("max_steps", self.max_steps),
+            ("stop_after", self.stop_after),
+        ] {
+            if v == Some(0) {
+                return bad(field, "must be >= 1 when set, got 0".into());
+            }
+        }
+        if !(0.0..=1.0).contains(&self.warmup_ratio) {
+            return bad(
+                "warmup_ratio",
+                format!("{} is not a fraction in [0, 1]", self.warmup_ratio),
+            );
+        }
+        for (field, v) in [("beta1", self.beta1), ("beta2", self.beta2)] {
+            if !(0.0..1.0).contains(&v) {
+                return bad(field, format!("{v} is not in [0, 1)"));
+            }
+        }
+        if !positive(self.eps as f64) {
+            return bad(
+                "eps",
+                format!("{} is not a positive finite number", self.eps),
+            );
+        }
+        if !non_negative(self.weight_decay as f64) {
+            return bad(
+                "weight_decay",
+                format!("{} is not a finite number >= 0", self.weight_decay),
+            );
+        }
+        if let Some(wd) = self.table_weight_decay
+            && !non_negative(wd as f64)
+        {
+            return bad(
+                "table_weight_decay",
+                format!("{wd} is not a finite number >= 0"),
+            );
+        }
+        if !non_negative(self.table_lr_mult) {
+            return bad(
+                "table_lr_mult",
+                format!("{} is not a finite number >= 0", self.table_lr_mult),
+            );
+        }
+        if let Some(n) = self.max_grad_norm
+            && !positive(n)
+        {
+            return bad(
+                "max_grad_norm",
+                format!("{n} is not a positive finite number"),
+            );
+        }
+        Ok(())
+    }
+
+    /// `(optimizer steps of the whole run, steps this call takes, passes over the data)` for
+    /// a training set of `train_len` sequences.
+    pub fn plan(&self, train_len: usize) -> (usize, usize, usize) {
+        let per_step = self.micro_batch.max(1) * self.grad_accum.max(1);
+        let steps_per_epoch = train_len.div_ceil(per_step).max(1);
+        let (schedule_steps, epochs) = match self.max_steps {
+            Some(m) => (m, m.div_ceil(steps_per_epoch)),
+            None => (
+                steps_per_epoch.saturating_mul(self.epochs.max(1)),
+                self.epochs.max(1),
+            ),
+        };
+        let total = self
+            .stop_after
+            .map_or(schedule_steps, |s| s.min(schedule_steps));
+        (schedule_steps, total, epochs)
     }
 }
 
@@ -216,15 +326,12 @@ pub fn train_observed<M: TrainableLm>(
     mut on_step: impl FnMut(&StepMetrics),
     mut on_eval: impl FnMut(&StepMetrics, &M) -> Result<()>,
 ) -> Result<(M, Vec<StepMetrics>)> {
-    let per_step = cfg.micro_batch.max(1) * cfg.grad_accum.max(1);
+    cfg.validate()?;
+    let per_step = cfg.micro_batch * cfg.grad_accum;
     if data.train.is_empty() {
         return Err(EngramError::BadBatch("no training sequences".into()));
     }
-    let steps_per_epoch = data.train.len().div_ceil(per_step);
-    let schedule_steps = steps_per_epoch.saturating_mul(cfg.epochs.max(1));
-    let total_steps = cfg
-        .max_steps
-        .map_or(schedule_steps, |m| m.min(schedule_steps));
+    let (schedule_steps, total_steps, n_epochs) = cfg.plan(data.train.len());
     let schedule = CosineSchedule::new(schedule_steps, cfg.warmup_ratio);
     let adamw = |wd: f32| {
         AdamWConfig::new()
@@ -243,7 +350,7 @@ pub fn train_observed<M: TrainableLm>(
     if let Some(wd) = cfg.table_weight_decay {
         optim = optim.with_group(tables.clone(), adamw(wd).build(), None);
     }
-    let mut sparse = SparseUpdater::new(cfg, &model, checkpoints.is_some())?;
+    let mut sparse = SparseUpdater::new(cfg, &model)?;
     if sparse.is_some() {
         model = model.map_engram_layers(|l| l.with_tables_trainable(false));
     }
@@ -252,15 +359,20 @@ pub fn train_observed<M: TrainableLm>(
     if let Some(c) = checkpoints.filter(|c| c.resume)
         && let Some(path) = latest_checkpoint(&c.dir)?
     {
-        let (m, o, state) = load_checkpoint(model, optim, &path)?;
+        let host = device.clone().without_autodiff();
+        let sparse_device = sparse.as_ref().map(|_| &host);
+        let (m, o, state, states) = load_checkpoint_with(model, optim, &path, sparse_device)?;
         (model, optim, start_step) = (m, o, state.step);
+        if let (Some(s), Some(states)) = (&mut sparse, states) {
+            s.set_states(states);
+        }
         latest = Some(path);
     }
 
     let start = Instant::now();
     let mut metrics = Vec::with_capacity(total_steps);
     let mut step = 0usize;
-    'epochs: for epoch in 0..cfg.epochs.max(1) {
+    'epochs: for epoch in 0..n_epochs {
         let mut order: Vec<usize> = (0..data.train.len()).collect();
         order.shuffle(&mut StdRng::seed_from_u64(
             cfg.seed.wrapping_add(epoch as u64),
@@ -380,7 +492,16 @@ pub fn train_observed<M: TrainableLm>(
                 && c.every > 0
                 && step.is_multiple_of(c.every)
             {
-                latest = Some(save_checkpoint(c, step, &model, &optim)?);
+                latest = Some(match &sparse {
+                    // the tables train outside the dense optimizer: save them with the rest
+                    Some(s) => {
+                        let all = model
+                            .clone()
+                            .map_engram_layers(|l| l.with_tables_trainable(true));
+                        save_checkpoint_with(c, step, &all, &optim, Some(s.states()))?
+                    }
+                    None => save_checkpoint_with(c, step, &model, &optim, None)?,
+                });
             }
             let eval_loss = if (cfg.eval_every > 0 && step.is_multiple_of(cfg.eval_every))
                 || step == total_steps
@@ -417,6 +538,19 @@ pub fn train_observed<M: TrainableLm>(
     }
     if sparse.is_some() {
         model = model.map_engram_layers(|l| l.with_tables_trainable(true));
+    }
+    // what the caller saves next must be a good state too
+    let bad = non_finite_params(&model)?;
+    if !bad.is_empty() {
+        return Err(non_finite(
+            step,
+            "parameter",
+            format!(
+                "after the last step, {} hold NaN or infinity",
+                describe(&bad)
+            ),
+            &latest,
+        ));
     }
     Ok((model, metrics))
 }

@@ -119,3 +119,45 @@ pub fn weather_samples() -> Vec<burn_engram::data::glaive::Sample> {
         })
         .collect()
 }
+
+/// An example binary of this build. `cargo test --all-targets` (scripts/test.sh) builds the
+/// examples with the tests; a narrower run must build them first (`cargo build --examples`),
+/// and a binary older than the crate's sources is refused rather than run stale. (Building it
+/// from here would wait on the cargo lock that the running `cargo test` holds.)
+pub fn example(name: &str) -> PathBuf {
+    fn newest(dir: &std::path::Path) -> Option<std::time::SystemTime> {
+        std::fs::read_dir(dir)
+            .ok()?
+            .flatten()
+            .filter_map(|e| {
+                let p = e.path();
+                if p.is_dir() {
+                    newest(&p)
+                } else if p.extension().is_some_and(|x| x == "rs") {
+                    p.metadata().and_then(|m| m.modified()).ok()
+                } else {
+                    None // data files (e.g. a freshly pretrained base model) do not make it stale
+                }
+            })
+            .max()
+    }
+    let exe = std::env::current_exe().unwrap();
+    let profile_dir = exe.parent().unwrap().parent().unwrap().to_path_buf(); // target/<profile>
+    let bin = profile_dir.join("examples").join(name);
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let sources = newest(&root.join("src"))
+        .max(newest(&root.join("examples/common")))
+        .max(
+            root.join(format!("examples/{name}.rs"))
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok(),
+        );
+    let built = bin.metadata().and_then(|m| m.modified()).ok();
+    assert!(
+        built.is_some() && built >= sources,
+        "example `{name}` is missing or older than the sources: run `cargo build --examples` \
+         (or `cargo test --all-targets`, as scripts/test.sh does) before this test"
+    );
+    bin
+}

@@ -97,13 +97,45 @@ fn default_act() -> String {
 }
 
 impl Qwen3Config {
-    /// Reads and validates `config.json`.
+    /// Reads and validates `config.json`. Fields that neither this crate nor transformers'
+    /// `Qwen3Config` / `PretrainedConfig` define are logged as warnings (`log` crate) naming
+    /// the file and the field; transformers' own fields that do not change the forward pass
+    /// (`use_cache`, `architectures`, ...) are ignored quietly.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let cfg: Self = read_json(path)?;
+        let value: serde_json::Value = read_json(path)?;
+        let value = crate::config::warn_unknown_fields(path, value, Self::FIELDS, HF_FIELDS);
+        let cfg: Self = serde_json::from_value(value).map_err(|source| EngramError::Json {
+            path: path.to_path_buf(),
+            source,
+        })?;
         cfg.validate(path)?;
         Ok(cfg)
     }
+
+    /// The `config.json` fields this struct reads.
+    pub const FIELDS: &'static [&'static str] = &[
+        "model_type",
+        "vocab_size",
+        "hidden_size",
+        "intermediate_size",
+        "num_hidden_layers",
+        "num_attention_heads",
+        "num_key_value_heads",
+        "head_dim",
+        "rope_theta",
+        "rms_norm_eps",
+        "tie_word_embeddings",
+        "max_position_embeddings",
+        "attention_bias",
+        "hidden_act",
+        "bos_token_id",
+        "eos_token_id",
+        "torch_dtype",
+        "use_sliding_window",
+        "rope_scaling",
+        "initializer_range",
+    ];
 
     /// Width of one attention head.
     pub fn head_dim(&self) -> usize {
@@ -215,7 +247,7 @@ impl Qwen3Config {
         let params = self.implied_params();
         if params > MAX_PARAMS {
             return bad(
-                "hidden_size",
+                self.largest_factor(),
                 format!(
                     "the dimensions imply {params} parameters (more than {MAX_PARAMS}): a size is wrong"
                 ),
@@ -244,6 +276,36 @@ impl Qwen3Config {
         Ok(())
     }
 
+    /// The size field that the implied parameter count depends on most: the one whose
+    /// setting to 1 shrinks the count the most (so a vocabulary of 10^12 is blamed on
+    /// `vocab_size`, not on the width it multiplies).
+    fn largest_factor(&self) -> &'static str {
+        let with = |f: &dyn Fn(&mut Self)| {
+            let mut c = self.clone();
+            f(&mut c);
+            c.implied_params()
+        };
+        let candidates: [(&'static str, u128); 6] = [
+            ("vocab_size", with(&|c| c.vocab_size = 1)),
+            ("hidden_size", with(&|c| c.hidden_size = 1)),
+            ("intermediate_size", with(&|c| c.intermediate_size = 1)),
+            ("num_hidden_layers", with(&|c| c.num_hidden_layers = 1)),
+            // the key/value heads divide the attention heads: both go to 1 together
+            (
+                "num_attention_heads",
+                with(&|c| {
+                    c.num_attention_heads = 1;
+                    c.num_key_value_heads = 1;
+                }),
+            ),
+            ("head_dim", with(&|c| c.head_dim = Some(1))),
+        ];
+        candidates
+            .iter()
+            .min_by_key(|(_, p)| *p)
+            .map_or("hidden_size", |(f, _)| f)
+    }
+
     /// The backbone parameters these dimensions imply (u128: no overflow on any config;
     /// attention biases left out).
     pub fn implied_params(&self) -> u128 {
@@ -260,6 +322,39 @@ impl Qwen3Config {
         v * h + self.num_hidden_layers as u128 * layer + h + head
     }
 }
+
+/// Fields of transformers' `Qwen3Config` (4.57) and `PretrainedConfig` that leave the forward
+/// pass of a plain checkpoint unchanged (or are checked through other fields): read quietly.
+const HF_FIELDS: &[&str] = &[
+    "architectures",
+    "attention_dropout",
+    "sliding_window",
+    "max_window_layers",
+    "layer_types",
+    "use_cache",
+    "transformers_version",
+    "dtype",
+    "pad_token_id",
+    "_name_or_path",
+    "_attn_implementation_autoset",
+    "output_attentions",
+    "output_hidden_states",
+    "return_dict",
+    "is_encoder_decoder",
+    "id2label",
+    "label2id",
+    "pretraining_tp",
+    "tokenizer_class",
+    "task_specific_params",
+    "problem_type",
+    "chunk_size_feed_forward",
+    "add_cross_attention",
+    "tie_encoder_decoder",
+    "finetuning_task",
+    "prefix",
+    "decoder_start_token_id",
+    "sep_token_id",
+];
 
 /// At most this many RoPE table entries (2^31 per table, 8 GiB in f32).
 const MAX_ROPE_ELEMENTS: u128 = 1 << 31;

@@ -44,7 +44,7 @@ impl Qwen3Engram {
     pub fn load_tinyengram(dir: impl AsRef<Path>, device: &Device, dtype: DType) -> Result<Self> {
         let dir = dir.as_ref();
         let base = load_qwen3(dir, device, dtype)?;
-        let config = EngramConfig::from_json_file(dir.join(CONFIG_FILE))?;
+        let config = EngramConfig::from_foreign_json_file(dir.join(CONFIG_FILE))?;
         let vocab = Arc::new(CompressedVocab::from_tokenizer_file(
             dir.join("tokenizer.json"),
         )?);
@@ -68,7 +68,7 @@ impl Qwen3Engram {
             check_width(&engram, &base, &dir.join(WEIGHTS_FILE))?;
             return Ok(Self { base, engram });
         }
-        let config = EngramConfig::from_json_file(dir.join(CONFIG_FILE))?;
+        let config = EngramConfig::from_foreign_json_file(dir.join(CONFIG_FILE))?;
         let vocab = Arc::new(CompressedVocab::from_tokenizer(tokenizer)?);
         Self::with_engram_weights(base, dir, &config, vocab, device)
     }

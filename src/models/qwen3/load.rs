@@ -79,6 +79,16 @@ pub fn load_qwen3(
                 .map_err(|e| EngramError::io(f, e))
         })
         .sum::<Result<u128>>()?;
+    // a weight file too short to hold a safetensors header is the file's fault, not the config's
+    for f in &files {
+        let len = f.metadata().map_err(|e| EngramError::io(f, e))?.len();
+        if len < 8 {
+            return Err(EngramError::bad_file(
+                f,
+                format!("{len} bytes: too short to be a safetensors file (empty or truncated)"),
+            ));
+        }
+    }
     let params = config.implied_params();
     if params * 2 > file_bytes {
         return Err(EngramError::bad_file(

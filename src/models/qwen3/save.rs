@@ -9,11 +9,17 @@ use burn::store::{BurnToPyTorchAdapter, ModuleSnapshot, SafetensorsStore};
 use super::model::Qwen3ForCausalLM;
 use crate::error::{EngramError, Result};
 
-/// Saves `model` into `dir` (created if needed): `config.json` and `model.safetensors`
-/// (f32, `format = pt` metadata), each written atomically.
+/// Saves `model` as the folder `dir`: `config.json` and `model.safetensors` (f32,
+/// `format = pt` metadata). The folder is written whole ([`write_dir_atomic`]): it replaces
+/// an existing `dir` entirely, and an interrupted write leaves the old folder or none.
+///
+/// [`write_dir_atomic`]: crate::fsutil::write_dir_atomic
 pub fn save_qwen3(model: &Qwen3ForCausalLM, dir: impl AsRef<Path>) -> Result<()> {
-    let dir = dir.as_ref();
-    std::fs::create_dir_all(dir).map_err(|e| EngramError::io(dir, e))?;
+    crate::fsutil::write_dir_atomic(dir.as_ref(), |dir| save_files(model, dir))
+}
+
+/// Writes the folder's files into `dir` (which exists).
+pub(crate) fn save_files(model: &Qwen3ForCausalLM, dir: &Path) -> Result<()> {
     let config = serde_json::to_vec_pretty(model.config())
         .map_err(|e| EngramError::bad_file(dir.join("config.json"), e.to_string()))?;
     crate::fsutil::write_atomic(&dir.join("config.json"), &config)?;

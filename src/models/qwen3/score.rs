@@ -110,7 +110,11 @@ pub fn encode_pair(
     Ok((ctx, cont))
 }
 
-fn score_from_logits(logits: Tensor<2>, targets: &[u32]) -> Result<ContinuationScore> {
+fn score_from_logits(
+    logits: Tensor<2>,
+    targets: &[u32],
+    what: &dyn Fn() -> String,
+) -> Result<ContinuationScore> {
     // logits[i] predicts targets[i]
     let [t, v] = logits.dims();
     debug_assert_eq!(t, targets.len());
@@ -124,11 +128,35 @@ fn score_from_logits(logits: Tensor<2>, targets: &[u32]) -> Result<ContinuationS
         let best = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
         greedy &= lp >= best;
     }
+    if !sum.is_finite() {
+        // log-softmax of finite logits is finite: the model computed NaN or infinity
+        let bad = logp.iter().filter(|x| !x.is_finite()).count();
+        return Err(EngramError::NonFiniteLogits {
+            what: what(),
+            detail: format!(
+                "the log-likelihood is {sum} ({bad} of {} log-probabilities are NaN or infinite): the model's weights or activations are not finite, so no score can be given",
+                logp.len()
+            ),
+        });
+    }
     Ok(ContinuationScore {
         logprob: sum,
         n_tokens: targets.len(),
         is_greedy: greedy,
     })
+}
+
+/// `continuation "..." of context "..."`, both shortened, for messages.
+fn describe(context: &str, continuation: &str) -> String {
+    let short = |s: &str| {
+        let s: String = s.chars().take(60).collect();
+        if s.len() < 60 { s } else { format!("{s}...") }
+    };
+    format!(
+        "continuation {:?} of context {:?}",
+        short(continuation),
+        short(context.rsplit('\n').next().unwrap_or(context))
+    )
 }
 
 /// Scores several continuations of one context. With a model that supports it, the context
@@ -148,7 +176,7 @@ pub fn score_continuations<M: CausalLm>(
         // trailing-space handling can change the context per continuation: group by context
         let mut out = Vec::with_capacity(pairs.len());
         let mut prefix: Option<(Vec<u32>, KvCache, Tensor<2>)> = None;
-        for (ctx, cont) in &pairs {
+        for ((ctx, cont), text) in pairs.iter().zip(continuations) {
             if prefix.as_ref().is_none_or(|(p, _, _)| p != ctx) {
                 let mut cache = KvCache::new();
                 let logits = model.token_logits(ctx, Some(&mut cache))?;
@@ -164,19 +192,24 @@ pub fn score_continuations<M: CausalLm>(
             } else {
                 last.clone()
             };
-            out.push(score_from_logits(logits, cont)?);
+            out.push(score_from_logits(logits, cont, &|| {
+                describe(context, text)
+            })?);
         }
         Ok(out)
     } else {
         pairs
             .iter()
-            .map(|(ctx, cont)| {
+            .zip(continuations)
+            .map(|((ctx, cont), text)| {
                 let mut ids = ctx.clone();
                 ids.extend_from_slice(&cont[..cont.len() - 1]);
                 let logits = model.token_logits(&ids, None)?;
                 let n = cont.len();
                 let t = logits.dims()[0];
-                score_from_logits(logits.narrow(0, t - n, n), cont)
+                score_from_logits(logits.narrow(0, t - n, n), cont, &|| {
+                    describe(context, text)
+                })
             })
             .collect()
     }
