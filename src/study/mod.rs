@@ -124,7 +124,11 @@ pub fn run_ablation(
                     && r.seed == run.train.seed
             });
             // a folder that holds a result goes through run_one, which checks its manifest
-            let r = match same.filter(|_| finished(&run_dir).ok().flatten().is_none()) {
+            let copy = match same {
+                Some(same) if finished(&run_dir)?.is_none() => Some(same),
+                _ => None,
+            };
+            let r = match copy {
                 Some(same) => {
                     let r = RunResult {
                         name: run.name.clone(),

@@ -149,8 +149,12 @@ fn score_from_logits(
 /// `continuation "..." of context "..."`, both shortened, for messages.
 fn describe(context: &str, continuation: &str) -> String {
     let short = |s: &str| {
-        let s: String = s.chars().take(60).collect();
-        if s.len() < 60 { s } else { format!("{s}...") }
+        let head: String = s.chars().take(60).collect();
+        if head.len() < s.len() {
+            format!("{head}...")
+        } else {
+            head
+        }
     };
     format!(
         "continuation {:?} of context {:?}",
