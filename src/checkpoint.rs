@@ -454,9 +454,9 @@ impl EngramLayers {
         let dir = dir.as_ref();
         let config_path = dir.join(CONFIG_FILE);
         let value: serde_json::Value = read_json(&config_path)?;
-        let mut known = EngramConfig::FIELDS.to_vec();
-        known.push("hidden_size");
-        if let Some(f) = crate::config::unknown_fields(&value, &known).first() {
+        let mut known = crate::config::field_names(&EngramConfig::default());
+        known.push("hidden_size".into());
+        if let Some(f) = crate::config::unknown_fields(&value, &known, &[]).first() {
             return Err(EngramError::bad_file(
                 &config_path,
                 format!(

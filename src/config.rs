@@ -249,27 +249,20 @@ impl EngramConfig {
     /// crate) naming the file and field, and otherwise ignored.
     pub fn from_foreign_json_file(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let value: serde_json::Value = read_json(path)?;
-        let known = Self::FIELDS;
-        let value = warn_unknown_fields(path, value, known, &["tokenizer_name_or_path"]);
+        let mut value: serde_json::Value = read_json(path)?;
+        let known = field_names(&Self::default());
+        warn_unknown(
+            path,
+            &unknown_fields(&value, &known, &["tokenizer_name_or_path"]),
+        );
+        if let Some(map) = value.as_object_mut() {
+            map.retain(|k, _| known.contains(k));
+        }
         serde_json::from_value(value).map_err(|source| EngramError::Json {
             path: path.to_path_buf(),
             source,
         })
     }
-
-    /// The JSON field names.
-    pub const FIELDS: &'static [&'static str] = &[
-        "engram_vocab_size",
-        "max_ngram_size",
-        "n_embed_per_ngram",
-        "n_head_per_ngram",
-        "layer_ids",
-        "pad_id",
-        "seed",
-        "kernel_size",
-        "hc_mult",
-    ];
 
     /// Writes the config as pretty JSON, atomically.
     pub fn to_json_file(&self, path: impl AsRef<Path>) -> Result<()> {
@@ -277,44 +270,56 @@ impl EngramConfig {
     }
 }
 
-/// Splits `value`'s top-level fields: those in `known` stay; those in `tolerated` (fields the
-/// format's own tools write that this crate does not use) are dropped quietly; any other is
-/// dropped with a warning naming the file and the field. For formats that are not ours
-/// (Hugging Face, PEFT, TinyEngram), which add fields from version to version.
-pub(crate) fn warn_unknown_fields(
-    path: &Path,
-    value: serde_json::Value,
-    known: &[&str],
-    tolerated: &[&str],
-) -> serde_json::Value {
-    let serde_json::Value::Object(map) = value else {
-        return value;
-    };
-    let mut kept = serde_json::Map::new();
-    for (k, v) in map {
-        if known.contains(&k.as_str()) {
-            kept.insert(k, v);
-        } else if !tolerated.contains(&k.as_str()) {
-            log::warn!(
-                "{}: unknown field `{k}` ignored (not one this crate reads; a misspelling?)",
-                path.display()
-            );
-        }
-    }
-    serde_json::Value::Object(kept)
+/// The top-level JSON field names of a config type, read off a value of it as serialized:
+/// derived from the type, so that no hand-kept list can drift from its fields.
+pub(crate) fn field_names<T: Serialize>(value: &T) -> Vec<String> {
+    serde_json::to_value(value)
+        .ok()
+        .and_then(|v| v.as_object().map(|m| m.keys().cloned().collect()))
+        .unwrap_or_default()
 }
 
-/// The fields of `value` (an object) that are not in `known`.
-pub(crate) fn unknown_fields(value: &serde_json::Value, known: &[&str]) -> Vec<String> {
+/// The top-level fields of `value` (an object) neither in `known` nor in `tolerated` (fields
+/// a format's own tools write that this crate does not use).
+pub(crate) fn unknown_fields(
+    value: &serde_json::Value,
+    known: &[String],
+    tolerated: &[&str],
+) -> Vec<String> {
     value
         .as_object()
         .map(|m| {
             m.keys()
-                .filter(|k| !known.contains(&k.as_str()))
+                .filter(|k| !known.contains(k) && !tolerated.contains(&k.as_str()))
                 .cloned()
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// Logs a warning (`log` crate) per unknown field of a file whose format is not ours
+/// (Hugging Face, PEFT, TinyEngram: they add fields from version to version).
+pub(crate) fn warn_unknown(path: &Path, fields: &[String]) {
+    for f in fields {
+        log::warn!(
+            "{}: unknown field `{f}` ignored (not one this crate reads; a misspelling?)",
+            path.display()
+        );
+    }
+}
+
+/// [`read_json`], also giving the file as a JSON value (to find its unknown fields); a
+/// type error keeps its line and column.
+pub(crate) fn read_json_and_value<T: serde::de::DeserializeOwned>(
+    path: &Path,
+) -> Result<(T, serde_json::Value)> {
+    let text = std::fs::read_to_string(path).map_err(|e| EngramError::io(path, e))?;
+    let json = |source| EngramError::Json {
+        path: path.to_path_buf(),
+        source,
+    };
+    let value = serde_json::from_str(&text).map_err(json)?;
+    Ok((serde_json::from_str(&text).map_err(json)?, value))
 }
 
 pub(crate) fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {

@@ -19,7 +19,7 @@ use safetensors::tensor::Dtype;
 use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::{OwnedTensor, f32_bytes, pt_metadata, transpose, write_safetensors};
-use crate::config::{read_json, write_json};
+use crate::config::{read_json_and_value, write_json};
 use crate::error::{EngramError, Result};
 use crate::host::read_f32;
 use crate::models::qwen3::{Qwen3Config, Qwen3ForCausalLM};
@@ -127,25 +127,6 @@ const PEFT_FIELDS: &[&str] = &[
 ];
 
 impl LoraConfig {
-    /// The `adapter_config.json` fields this struct reads.
-    pub const FIELDS: &'static [&'static str] = &[
-        "r",
-        "lora_alpha",
-        "lora_dropout",
-        "target_modules",
-        "bias",
-        "peft_type",
-        "task_type",
-        "base_model_name_or_path",
-        "use_rslora",
-        "use_dora",
-        "fan_in_fan_out",
-        "rank_pattern",
-        "alpha_pattern",
-        "modules_to_save",
-        "inference_mode",
-    ];
-
     /// Checks that this is a plain LoRA on Qwen3 projections.
     pub fn validate(&self) -> Result<()> {
         let bad = |field: &'static str, why: String| Err(EngramError::lora(field, why));
@@ -485,13 +466,12 @@ pub fn load_adapter(
 ) -> Result<(Qwen3ForCausalLM, LoraConfig)> {
     let dir = dir.as_ref();
     let cfg_path = dir.join(ADAPTER_CONFIG);
-    let value: serde_json::Value = read_json(&cfg_path)?;
-    let value =
-        crate::config::warn_unknown_fields(&cfg_path, value, LoraConfig::FIELDS, PEFT_FIELDS);
-    let cfg: LoraConfig = serde_json::from_value(value).map_err(|source| EngramError::Json {
-        path: cfg_path.clone(),
-        source,
-    })?;
+    let (cfg, value): (LoraConfig, _) = read_json_and_value(&cfg_path)?;
+    let known = crate::config::field_names(&cfg);
+    crate::config::warn_unknown(
+        &cfg_path,
+        &crate::config::unknown_fields(&value, &known, PEFT_FIELDS),
+    );
     cfg.validate()
         .map_err(|e| EngramError::bad_file(dir.join(ADAPTER_CONFIG), e.to_string()))?;
     let model = apply_lora(model, &cfg)?;

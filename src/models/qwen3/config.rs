@@ -4,7 +4,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::read_json;
+use crate::config::{field_names, read_json_and_value, unknown_fields, warn_unknown};
 use crate::error::{EngramError, Result};
 
 /// The fields of a Qwen3 `config.json` that the model uses (unknown fields are ignored).
@@ -103,39 +103,12 @@ impl Qwen3Config {
     /// (`use_cache`, `architectures`, ...) are ignored quietly.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let value: serde_json::Value = read_json(path)?;
-        let value = crate::config::warn_unknown_fields(path, value, Self::FIELDS, HF_FIELDS);
-        let cfg: Self = serde_json::from_value(value).map_err(|source| EngramError::Json {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let (cfg, value): (Self, _) = read_json_and_value(path)?;
+        let known = field_names(&cfg);
+        warn_unknown(path, &unknown_fields(&value, &known, HF_FIELDS));
         cfg.validate(path)?;
         Ok(cfg)
     }
-
-    /// The `config.json` fields this struct reads.
-    pub const FIELDS: &'static [&'static str] = &[
-        "model_type",
-        "vocab_size",
-        "hidden_size",
-        "intermediate_size",
-        "num_hidden_layers",
-        "num_attention_heads",
-        "num_key_value_heads",
-        "head_dim",
-        "rope_theta",
-        "rms_norm_eps",
-        "tie_word_embeddings",
-        "max_position_embeddings",
-        "attention_bias",
-        "hidden_act",
-        "bos_token_id",
-        "eos_token_id",
-        "torch_dtype",
-        "use_sliding_window",
-        "rope_scaling",
-        "initializer_range",
-    ];
 
     /// Width of one attention head.
     pub fn head_dim(&self) -> usize {
