@@ -86,7 +86,7 @@ pub fn write_dir_atomic(dest: &Path, fill: impl FnOnce(&Path) -> Result<()>) -> 
 /// Puts the folder `new` at `dest` (which exists); afterwards `new`'s path holds the old
 /// folder or nothing.
 #[cfg(target_os = "linux")]
-fn replace_dir(new: &Path, dest: &Path, _parent: &Path, _name: &str) -> Result<()> {
+fn replace_dir(new: &Path, dest: &Path, parent: &Path, name: &str) -> Result<()> {
     use std::ffi::CString;
     use std::os::unix::ffi::OsStrExt;
     let c = |p: &Path| {
@@ -111,7 +111,7 @@ fn replace_dir(new: &Path, dest: &Path, _parent: &Path, _name: &str) -> Result<(
     match err.raw_os_error() {
         // file systems without RENAME_EXCHANGE, or `dest` is not a folder
         Some(libc::EINVAL) | Some(libc::ENOSYS) | Some(libc::ENOTDIR) => {
-            replace_by_renames(new, dest, _parent, _name)
+            replace_by_renames(new, dest, parent, name)
         }
         _ => Err(EngramError::io(dest, err)),
     }
@@ -152,7 +152,17 @@ pub fn sha256_file(path: &Path) -> Result<String> {
 
 /// SHA-256 of bytes in memory, as 64 lowercase hex digits.
 pub fn sha256_bytes(bytes: &[u8]) -> String {
-    hex(&Sha256::digest(bytes))
+    sha256_chunks([bytes])
+}
+
+/// SHA-256 of the concatenation of `chunks`, fed one by one (data too large to gather into
+/// one buffer first), as 64 lowercase hex digits.
+pub fn sha256_chunks<B: AsRef<[u8]>>(chunks: impl IntoIterator<Item = B>) -> String {
+    let mut hasher = Sha256::new();
+    for c in chunks {
+        hasher.update(c.as_ref());
+    }
+    hex(&hasher.finalize())
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -18,6 +18,7 @@ use crate::data::dataset::StudyData;
 use crate::error::{EngramError, Result};
 use crate::eval::answers::{AnswerMetrics, score_answers};
 use crate::eval::truthfulqa::{McQuestion, evaluate_with_primer};
+use crate::fsutil::{sha256_bytes, sha256_chunks};
 use crate::lora::{apply_lora, count_lora_params, save_adapter};
 use crate::models::qwen3::{CausalLm, Qwen3Engram, Qwen3Tokenizer, load_qwen3};
 use crate::runs::{InputRecord, OpenMode, Opened, RunFolder, RunManifest};
@@ -146,26 +147,26 @@ pub fn finished(dir: &Path) -> Result<Option<RunResult>> {
 /// The manifest of `run` on `inputs`: the base model's files, checksums of the tokenized
 /// study data and of the probe, and every setting that decides the result.
 pub fn run_manifest(inputs: &StudyInputs, run: &ResolvedRun) -> Result<RunManifest> {
-    let seqs = |s: &[Vec<u32>]| -> Vec<u8> {
-        s.iter()
-            .flat_map(|r| {
-                (r.len() as u32)
-                    .to_le_bytes()
-                    .into_iter()
-                    .chain(r.iter().flat_map(|t| t.to_le_bytes()))
-            })
-            .collect()
+    // each row as its length then its ids (little-endian u32), row by row: the study's data
+    // can be hundreds of millions of tokens, never gathered into one buffer
+    let seqs = |s: &[Vec<u32>]| {
+        sha256_chunks(s.iter().map(|r| {
+            let mut b = Vec::with_capacity(4 * (r.len() + 1));
+            b.extend((r.len() as u32).to_le_bytes());
+            b.extend(r.iter().flat_map(|t| t.to_le_bytes()));
+            b
+        }))
     };
     let questions = serde_json::to_vec(&inputs.questions).unwrap_or_default();
-    let data = InputRecord::in_memory(
-        "study data (tokenized)",
-        &[
-            ("train", &seqs(&inputs.data.train)),
-            ("eval", &seqs(&inputs.data.eval)),
-            ("questions", &questions),
-            ("primer", inputs.primer.as_bytes()),
-        ],
-    );
+    let data = InputRecord {
+        path: "study data (tokenized)".into(),
+        sha256: std::collections::BTreeMap::from([
+            ("train".to_string(), seqs(&inputs.data.train)),
+            ("eval".to_string(), seqs(&inputs.data.eval)),
+            ("questions".to_string(), sha256_bytes(&questions)),
+            ("primer".to_string(), sha256_bytes(inputs.primer.as_bytes())),
+        ]),
+    };
     let config = serde_json::json!({
         "run": run_config(run),
         "label": run.label,

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::{OwnedTensor, f32_bytes, write_safetensors};
 use crate::error::{EngramError, Result};
+use crate::fsutil::sync_dir;
 use crate::host::read_f32;
 use crate::memory::SparseTableStates;
 use crate::train::LazyAdamState;
@@ -146,12 +147,6 @@ fn io(path: &Path) -> impl Fn(std::io::Error) -> EngramError + '_ {
     move |e| EngramError::io(path, e)
 }
 
-fn sync_dir(dir: &Path) -> Result<()> {
-    std::fs::File::open(dir)
-        .and_then(|f| f.sync_all())
-        .map_err(io(dir))
-}
-
 /// Writes `checkpoint-{step}` under `cfg.dir` atomically and prunes old ones.
 ///
 /// Only a good state becomes a checkpoint: if a trainable parameter holds NaN or infinity,
@@ -179,31 +174,24 @@ pub(crate) fn save_checkpoint_with<M: Module>(
     if let Some(e) = v.error {
         return Err(e);
     }
-    let mut sparse_tensors: Vec<OwnedTensor> = Vec::new();
-    let mut sparse_meta = HashMap::new();
-    if let Some(states) = sparse {
-        for (i, st) in states.layers() {
-            let name = format!("layers.{i}.moments");
-            let values = read_f32(&name, st.moments.clone())?;
-            v.found.push((
-                format!("<sparse optimizer {name}>"),
-                0,
-                Vec::new(),
-                values.clone(),
-            ));
-            sparse_tensors.push((
-                name,
-                Dtype::F32,
-                st.moments.dims().to_vec(),
-                f32_bytes(&values),
-            ));
-            sparse_meta.insert(format!("layers.{i}.time"), st.time.to_string());
-        }
+    // (layer index, shape, moments, step count) of each sparse table state
+    let mut sparse_states = Vec::new();
+    for (i, st) in sparse.iter().flat_map(|s| s.layers()) {
+        let name = format!("layers.{i}.moments");
+        let values = read_f32(&name, st.moments.clone())?;
+        sparse_states.push((i, st.moments.dims().to_vec(), values, st.time));
     }
     let bad: Vec<(String, usize)> = v
         .found
         .iter()
-        .map(|(p, _, _, d)| (p.clone(), d.iter().filter(|x| !x.is_finite()).count()))
+        .map(|(p, _, _, d)| (p.clone(), d.as_slice()))
+        .chain(sparse_states.iter().map(|(i, _, d, _)| {
+            (
+                format!("<sparse optimizer layers.{i}.moments>"),
+                d.as_slice(),
+            )
+        }))
+        .map(|(p, d)| (p, d.iter().filter(|x| !x.is_finite()).count()))
         .filter(|(_, n)| *n > 0)
         .collect();
     if !bad.is_empty() {
@@ -217,8 +205,6 @@ pub(crate) fn save_checkpoint_with<M: Module>(
             ),
         });
     }
-    v.found
-        .retain(|(p, ..)| !p.starts_with("<sparse optimizer"));
     std::fs::create_dir_all(&cfg.dir).map_err(io(&cfg.dir))?;
     let tmp = tempfile::Builder::new()
         .prefix(".checkpoint-tmp-")
@@ -242,8 +228,23 @@ pub(crate) fn save_checkpoint_with<M: Module>(
         (OPTIM_FILE.to_string(), fnv1a64(&optim_bytes)),
     ]);
     if sparse.is_some() {
+        let tensors: Vec<OwnedTensor> = sparse_states
+            .iter()
+            .map(|(i, dims, d, _)| {
+                (
+                    format!("layers.{i}.moments"),
+                    Dtype::F32,
+                    dims.clone(),
+                    f32_bytes(d),
+                )
+            })
+            .collect();
+        let meta = sparse_states
+            .iter()
+            .map(|(i, _, _, time)| (format!("layers.{i}.time"), time.to_string()))
+            .collect();
         let path = tmp.path().join(SPARSE_FILE);
-        write_safetensors(&path, &sparse_tensors, Some(sparse_meta))?;
+        write_safetensors(&path, &tensors, Some(meta))?;
         checksums.insert(
             SPARSE_FILE.to_string(),
             fnv1a64(&std::fs::read(&path).map_err(io(&path))?),
