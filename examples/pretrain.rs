@@ -17,6 +17,9 @@
 //! run leaves the old folder or none, never a tokenizer that disagrees with the weights. An
 //! existing `--out` is refused up front unless `--overwrite` is given.
 
+#[path = "common/mod.rs"]
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -34,7 +37,7 @@ use burn_engram::study::{
 use burn_engram::train::{StepMetrics, TrainConfig, eval_loss, train};
 use burn_engram::{EngramError, Result};
 use clap::Parser;
-use indicatif::{ProgressBar, ProgressStyle};
+use common::Progress;
 
 // Burn's CPU backend allocates a fresh buffer for every op's output; mimalloc keeps freed
 // memory for reuse instead of handing it back to the OS, saving the page faults of each new
@@ -172,10 +175,7 @@ fn run(args: Args) -> Result<()> {
     };
 
     // 3. Train every parameter.
-    let bar = ProgressBar::new(0).with_style(
-        ProgressStyle::with_template("{bar:30} {pos}/{len} {msg} [{elapsed_precise} < {eta}]")
-            .expect("static template"),
-    );
+    let progress = Progress::new(50);
     let (model, metrics) = train(
         model,
         &data,
@@ -183,22 +183,9 @@ fn run(args: Args) -> Result<()> {
         &cfg,
         &device,
         None,
-        |m: &StepMetrics| {
-            bar.set_length(m.total_steps as u64);
-            bar.set_position(m.step as u64);
-            let eval = m
-                .eval_loss
-                .map_or(String::new(), |l| format!(" held-out {l:.3}"));
-            bar.set_message(format!(
-                "loss {:.4}{eval} {:.0} tok/s",
-                m.loss, m.tokens_per_s
-            ));
-            if m.eval_loss.is_some() {
-                bar.println(format!("step {} loss {:.4}{eval}", m.step, m.loss));
-            }
-        },
+        |m: &StepMetrics| progress.step(m), // eval loss = held-out corpus loss
     )?;
-    bar.finish();
+    progress.finish();
 
     // 4. Measure: held-out corpus loss, the probe, and the study's held-out fine-tune rows.
     let model = model.valid();
@@ -258,6 +245,7 @@ fn run(args: Args) -> Result<()> {
 }
 
 fn main() -> ExitCode {
+    common::init_logging();
     match run(Args::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -98,52 +98,60 @@ impl Progress {
     }
 }
 
-/// Parses a positive finite number (a learning rate, a norm).
-pub fn positive(s: &str) -> Result<f64, String> {
-    let v: f64 = s.parse().map_err(|e| format!("{e}"))?;
-    if v.is_finite() && v > 0.0 {
+/// Parses `s` as a `T` that `ok` accepts; otherwise the message `s` + `why`.
+fn parse_checked<T: std::str::FromStr>(
+    s: &str,
+    ok: impl Fn(&T) -> bool,
+    why: &str,
+) -> Result<T, String>
+where
+    T::Err: std::fmt::Display,
+{
+    let v: T = s.parse().map_err(|e| format!("{e}"))?;
+    if ok(&v) {
         Ok(v)
     } else {
-        Err(format!("{s} is not a positive finite number"))
+        Err(format!("{s} {why}"))
     }
+}
+
+/// Parses a positive finite number (a learning rate, a norm).
+pub fn positive(s: &str) -> Result<f64, String> {
+    parse_checked(
+        s,
+        |v: &f64| v.is_finite() && *v > 0.0,
+        "is not a positive finite number",
+    )
 }
 
 /// Parses a finite number >= 0 (a weight decay).
 pub fn non_negative(s: &str) -> Result<f32, String> {
-    let v: f32 = s.parse().map_err(|e| format!("{e}"))?;
-    if v.is_finite() && v >= 0.0 {
-        Ok(v)
-    } else {
-        Err(format!("{s} is not a finite number >= 0"))
-    }
+    parse_checked(
+        s,
+        |v: &f32| v.is_finite() && *v >= 0.0,
+        "is not a finite number >= 0",
+    )
 }
 
 /// Parses a finite number >= 0 in f64 (a learning-rate multiplier).
 pub fn non_negative_f64(s: &str) -> Result<f64, String> {
-    let v: f64 = s.parse().map_err(|e| format!("{e}"))?;
-    if v.is_finite() && v >= 0.0 {
-        Ok(v)
-    } else {
-        Err(format!("{s} is not a finite number >= 0"))
-    }
+    parse_checked(
+        s,
+        |v: &f64| v.is_finite() && *v >= 0.0,
+        "is not a finite number >= 0",
+    )
 }
 
 /// Parses a fraction in [0, 1].
 pub fn fraction(s: &str) -> Result<f64, String> {
-    let v: f64 = s.parse().map_err(|e| format!("{e}"))?;
-    if (0.0..=1.0).contains(&v) {
-        Ok(v)
-    } else {
-        Err(format!("{s} is not a fraction in [0, 1]"))
-    }
+    parse_checked(
+        s,
+        |v: &f64| (0.0..=1.0).contains(v),
+        "is not a fraction in [0, 1]",
+    )
 }
 
 /// Parses a count >= 1 (a batch size, a number of epochs or steps).
 pub fn at_least_one(s: &str) -> Result<usize, String> {
-    let v: usize = s.parse().map_err(|e| format!("{e}"))?;
-    if v >= 1 {
-        Ok(v)
-    } else {
-        Err(format!("{s} must be at least 1"))
-    }
+    parse_checked(s, |v: &usize| *v >= 1, "must be at least 1")
 }
