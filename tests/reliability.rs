@@ -87,27 +87,6 @@ fn err_naming<T>(r: burn_engram::Result<T>, needle: &str) -> EngramError {
     }
 }
 
-/// Rewrites the tensors of safetensors `bytes` through `edit` (name, dtype, shape, data ->
-/// replacement or None to drop).
-fn edit_tensors(
-    bytes: &[u8],
-    edit: impl Fn(&str, Dtype, &[usize], &[u8]) -> Option<(Dtype, Vec<usize>, Vec<u8>)>,
-) -> Vec<u8> {
-    let st = SafeTensors::deserialize(bytes).unwrap();
-    let owned: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = st
-        .tensors()
-        .into_iter()
-        .filter_map(|(name, v)| {
-            edit(&name, v.dtype(), v.shape(), v.data()).map(|(d, s, b)| (name, d, s, b))
-        })
-        .collect();
-    let views: Vec<_> = owned
-        .iter()
-        .map(|(n, d, s, b)| (n.clone(), TensorView::new(*d, s.clone(), b).unwrap()))
-        .collect();
-    safetensors::serialize(views, None).unwrap()
-}
-
 fn keep(_: &str, d: Dtype, s: &[usize], b: &[u8]) -> Option<(Dtype, Vec<usize>, Vec<u8>)> {
     Some((d, s.to_vec(), b.to_vec()))
 }
@@ -269,7 +248,7 @@ fn qwen3_weight_file_damage() {
     // NaN in one weight: named, never a model that silently computes NaN
     let name = "model.layers.1.mlp.down_proj.weight";
     let dir = tied_copy();
-    let nan = edit_tensors(&good, |n, d, s, b| {
+    let nan = common::edit_tensors(&good, |n, d, s, b| {
         if n == name {
             nan_first(d, s, b)
         } else {
@@ -285,7 +264,7 @@ fn qwen3_weight_file_damage() {
 
     // integer dtype where a float tensor belongs
     let dir = tied_copy();
-    let ints = edit_tensors(&good, |n, d, s, b| {
+    let ints = common::edit_tensors(&good, |n, d, s, b| {
         if n == "model.norm.weight" {
             let k = s.iter().product::<usize>();
             Some((Dtype::I64, s.to_vec(), vec![0u8; k * 8]))
@@ -364,7 +343,7 @@ fn engram_weight_file_damage() {
     let name = "model.engram_layers.2.value_proj.weight";
     std::fs::write(
         &p,
-        edit_tensors(&good, |n, d, s, b| {
+        common::edit_tensors(&good, |n, d, s, b| {
             if n == name {
                 Some((Dtype::I32, s.to_vec(), b.to_vec()))
             } else {
@@ -378,7 +357,7 @@ fn engram_weight_file_damage() {
     let offsets = "model.engram_layers.2.multi_head_embedding.offsets";
     std::fs::write(
         &p,
-        edit_tensors(&good, |n, d, s, b| {
+        common::edit_tensors(&good, |n, d, s, b| {
             if n == offsets {
                 Some((Dtype::F64, s.to_vec(), b.to_vec()))
             } else {
@@ -391,7 +370,7 @@ fn engram_weight_file_damage() {
     // infinity (NaN is in tests/errors.rs)
     std::fs::write(
         &p,
-        edit_tensors(&good, |n, d, s, b| {
+        common::edit_tensors(&good, |n, d, s, b| {
             let mut b = b.to_vec();
             if n == name {
                 b[4..8].copy_from_slice(&f32::NEG_INFINITY.to_le_bytes());
@@ -530,7 +509,7 @@ fn lora_adapter_damage() {
         ("dtype", 4),
     ] {
         let dir = copy();
-        let bytes = edit_tensors(&good_w, |n, d, s, b| match (n == victim, edit) {
+        let bytes = common::edit_tensors(&good_w, |n, d, s, b| match (n == victim, edit) {
             (true, 0) => nan_first(d, s, b),
             (true, 1) => Some((d, vec![s[1], s[0]], b.to_vec())).filter(|_| s[0] != s[1]),
             (true, 2) => None,
@@ -601,7 +580,7 @@ fn trainer_checkpoint_damage() {
     for (edit, needle) in [(0, "not finite"), (1, "but the model's parameter is")] {
         std::fs::write(
             &p,
-            edit_tensors(&good, |n, d, s, b| match (n == victim, edit) {
+            common::edit_tensors(&good, |n, d, s, b| match (n == victim, edit) {
                 (true, 0) => nan_first(d, s, b),
                 (true, _) => Some((d, vec![1, s.iter().product()], b.to_vec())),
                 _ => keep(n, d, s, b),

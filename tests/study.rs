@@ -91,7 +91,7 @@ fn inputs(device: &Device) -> StudyInputs {
 #[test]
 fn study_runs_end_to_end_and_resumes_from_its_results() {
     let device = Device::default().autodiff();
-    let inputs = inputs(&device);
+    let mut inputs = inputs(&device);
     let mut defaults = Profile::Miniature.defaults(inputs.tok.pad_id);
     defaults.engram_train.stop_after = Some(3);
     defaults.lora_train.stop_after = Some(3);
@@ -218,18 +218,9 @@ fn study_runs_end_to_end_and_resumes_from_its_results() {
         "{msg}"
     );
     let all_questions = inputs.questions.clone();
-    let fewer = StudyInputs {
-        questions: inputs.questions[..3].to_vec(),
-        tok: inputs.tok.clone(),
-        vocab: inputs.vocab.clone(),
-        data: inputs.data.clone(),
-        primer: inputs.primer.clone(),
-        model_dir: inputs.model_dir.clone(),
-        device: inputs.device.clone(),
-        ..inputs
-    };
+    inputs.questions.truncate(3);
     let e = run_main(
-        &fewer,
+        &inputs,
         &defaults,
         &main_runs()[2..],
         1,
@@ -242,11 +233,7 @@ fn study_runs_end_to_end_and_resumes_from_its_results() {
         std::fs::read(out.join("engram/result.json")).unwrap(),
         before
     );
-    let inputs = fewer;
-    let inputs = StudyInputs {
-        questions: all_questions,
-        ..inputs
-    };
+    inputs.questions = all_questions;
 
     // Two seeds: the first is the run above (read back), the second a new run of its own.
     let two = run_main(

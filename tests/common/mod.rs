@@ -161,3 +161,29 @@ pub fn example(name: &str) -> PathBuf {
     );
     bin
 }
+
+/// Rewrites the tensors of safetensors `bytes` through `edit` (name, dtype, shape, data ->
+/// replacement or None to drop).
+pub fn edit_tensors(
+    bytes: &[u8],
+    edit: impl Fn(&str, Dtype, &[usize], &[u8]) -> Option<(Dtype, Vec<usize>, Vec<u8>)>,
+) -> Vec<u8> {
+    let st = SafeTensors::deserialize(bytes).unwrap();
+    let owned: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = st
+        .tensors()
+        .into_iter()
+        .filter_map(|(name, v)| {
+            edit(&name, v.dtype(), v.shape(), v.data()).map(|(d, s, b)| (name, d, s, b))
+        })
+        .collect();
+    let views: Vec<_> = owned
+        .iter()
+        .map(|(n, d, s, b)| {
+            (
+                n.clone(),
+                safetensors::tensor::TensorView::new(*d, s.clone(), b).unwrap(),
+            )
+        })
+        .collect();
+    safetensors::serialize(views, None).unwrap()
+}
