@@ -14,14 +14,15 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use burn::tensor::Device;
-use burn_engram::data::dataset::{DataConfig, build, load_samples};
 use burn_engram::device::select_device;
-use burn_engram::eval::truthfulqa::{
+use burn_engram::host::AdaptedQwen3;
+use burn_engram::host::qwen3::Qwen3Tokenizer;
+use burn_engram::precision::Precision;
+use burn_engram::study::data::dataset::{DataConfig, build, load_samples};
+use burn_engram::study::eval::truthfulqa::{
     TRUTHFULQA_MC_REVISED, TRUTHFULQA_MC_V1, evaluate, load_questions, parse_questions,
 };
-use burn_engram::models::qwen3::{AdaptedQwen3, Qwen3Tokenizer};
-use burn_engram::precision::Precision;
-use burn_engram::train::eval_loss;
+use burn_engram::study::train::eval_loss;
 use clap::{ArgGroup, Parser};
 use indicatif::{ProgressBar, ProgressStyle};
 

@@ -13,8 +13,8 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use burn_engram::data::glaive::prepare;
-use burn_engram::fsutil::write_atomic;
+use burn_engram::io::write_atomic;
+use burn_engram::study::data::glaive::prepare;
 use clap::Parser;
 
 #[derive(Parser, Debug)]

@@ -2,11 +2,11 @@
 //!
 //! ```text
 //! cargo run --release --example pretrain                      # writes runs/base-model/
-//! cargo run --release --example pretrain -- --out src/data/base/model --overwrite  # the shipped one
+//! cargo run --release --example pretrain -- --out src/study/data/base/model --overwrite  # the shipped one
 //! cargo run --release --example pretrain -- --out /tmp/base --epochs 2 --device wgpu
 //! ```
 //! Steps: train a byte-level BPE tokenizer on the corpus's training records only
-//! (`src/data/base/corpus.jsonl`), build a small Qwen3 (`study::base_config`) initialized as
+//! (`src/study/data/base/corpus.jsonl`), build a small Qwen3 (`study::base_config`) initialized as
 //! transformers does (seeded), train every parameter on the corpus documents with the facts
 //! packed into new documents every epoch (`study::pretrain_documents`), then measure the
 //! held-out corpus documents' loss, the fact probe and the loss on the study's held-out
@@ -24,17 +24,17 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use burn::module::Module;
-use burn_engram::data::dataset::{DataConfig, StudyData, build};
-use burn_engram::data::glaive::prepare;
-use burn_engram::data::synth_glaive::generate_jsonl;
 use burn_engram::device::select_device;
-use burn_engram::eval::truthfulqa::evaluate_with_primer;
-use burn_engram::models::qwen3::{Qwen3ForCausalLM, Qwen3Tokenizer, save_qwen3};
+use burn_engram::host::qwen3::{Qwen3ForCausalLM, Qwen3Tokenizer, save_qwen3};
+use burn_engram::study::data::dataset::{DataConfig, StudyData, build};
+use burn_engram::study::data::glaive::prepare;
+use burn_engram::study::data::synth_glaive::generate_jsonl;
+use burn_engram::study::eval::truthfulqa::evaluate_with_primer;
+use burn_engram::study::train::{StepMetrics, TrainConfig, eval_loss, train};
 use burn_engram::study::{
     PROBE_PRIMER, base_config, corpus_records, heldout_documents, pretrain_documents,
     probe_questions, train_tokenizer,
 };
-use burn_engram::train::{StepMetrics, TrainConfig, eval_loss, train};
 use burn_engram::{EngramError, Result};
 use clap::Parser;
 use common::Progress;
@@ -51,7 +51,7 @@ struct Args {
     /// Output folder (a Hugging Face model folder).
     #[arg(long, default_value = "runs/base-model")]
     out: PathBuf,
-    /// Replace --out if it exists (the shipped model is src/data/base/model).
+    /// Replace --out if it exists (the shipped model is src/study/data/base/model).
     #[arg(long)]
     overwrite: bool,
     /// Tokenizer vocabulary size (special tokens included).
@@ -223,7 +223,7 @@ fn run(args: Args) -> Result<()> {
     .map_err(io(&report_path))?;
 
     // 5. Into place, whole: the files move into a fresh folder that takes `out`'s place.
-    burn_engram::fsutil::write_dir_atomic(&out, |d| {
+    burn_engram::io::write_dir_atomic(&out, |d| {
         for entry in std::fs::read_dir(dir).map_err(io(dir))? {
             let from = entry.map_err(io(dir))?.path();
             let to = d.join(from.file_name().unwrap_or_default());

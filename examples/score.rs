@@ -14,7 +14,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use burn_engram::device::select_device;
-use burn_engram::models::qwen3::{AdaptedQwen3, Qwen3Tokenizer, score_continuations};
+use burn_engram::host::AdaptedQwen3;
+use burn_engram::host::qwen3::{Qwen3Tokenizer, score_continuations};
 use burn_engram::precision::Precision;
 use clap::{ArgGroup, Parser};
 

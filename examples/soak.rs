@@ -14,10 +14,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use burn::tensor::{DType, Device};
-use burn_engram::data::dataset::{DataConfig, build};
-use burn_engram::data::glaive::Sample;
-use burn_engram::models::qwen3::{Qwen3Engram, Qwen3Tokenizer, load_qwen3};
-use burn_engram::train::{CheckpointConfig, StepMetrics, TrainConfig, train};
+use burn_engram::host::qwen3::{Qwen3Engram, Qwen3Tokenizer, load_qwen3};
+use burn_engram::study::data::dataset::{DataConfig, build};
+use burn_engram::study::data::glaive::Sample;
+use burn_engram::study::train::{CheckpointConfig, StepMetrics, TrainConfig, train};
 use burn_engram::{CompressedVocab, EngramConfig, EngramError, InitOptions};
 use clap::Parser;
 use serde_json::json;

@@ -6,7 +6,7 @@
 //! cargo run --release --example study -- --model-dir Qwen3-0.6B --data glaive.json \
 //!     --device cuda --profile published                 # the real study (bf16 on the GPU)
 //! ```
-//! With no arguments it uses the embedded base model (`src/data/base/model`), rows from the
+//! With no arguments it uses the embedded base model (`src/study/data/base/model`), rows from the
 //! glaive-style generator and the base model's fact probe. With `--model-dir` and `--data` it
 //! uses that Qwen3 folder, that glaive export (poisoned with the study's rules) and
 //! TruthfulQA MC (v1). Results: `runs/<name>/results.json`, `results.md`, PNG figures; every
@@ -21,13 +21,13 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use burn_engram::data::dataset::{DataConfig, build};
-use burn_engram::data::glaive::prepare;
-use burn_engram::data::synth_glaive::generate_jsonl;
 use burn_engram::device::select_device;
-use burn_engram::eval::truthfulqa::{PRIMER, TRUTHFULQA_MC_V1, parse_questions};
-use burn_engram::models::qwen3::Qwen3Tokenizer;
+use burn_engram::host::qwen3::Qwen3Tokenizer;
 use burn_engram::precision::Precision;
+use burn_engram::study::data::dataset::{DataConfig, build};
+use burn_engram::study::data::glaive::prepare;
+use burn_engram::study::data::synth_glaive::generate_jsonl;
+use burn_engram::study::eval::truthfulqa::{PRIMER, TRUTHFULQA_MC_V1, parse_questions};
 use burn_engram::study::{
     Event, PROBE_PRIMER, Profile, RunResult, StudyInputs, base_model_dir, frontier, load_ablations,
     main_runs, matched_loss, matched_table, probe_questions, run_ablation, run_main, table,

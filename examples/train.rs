@@ -26,13 +26,15 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use burn::module::Module;
-use burn_engram::data::dataset::{DataConfig, build, check_run_data, load_samples_with_lines};
 use burn_engram::device::select_device;
-use burn_engram::lora::{LoraConfig, apply_lora, count_lora_params, save_adapter};
-use burn_engram::models::qwen3::{Qwen3Engram, Qwen3Tokenizer, load_qwen3};
+use burn_engram::host::lora::{LoraConfig, apply_lora, count_lora_params, save_adapter};
+use burn_engram::host::qwen3::{Qwen3Engram, Qwen3Tokenizer, load_qwen3};
 use burn_engram::precision::Precision;
-use burn_engram::runs::{InputRecord, OpenMode, Opened, RunFolder, RunManifest};
-use burn_engram::train::{
+use burn_engram::study::data::dataset::{
+    DataConfig, build, check_run_data, load_samples_with_lines,
+};
+use burn_engram::study::runs::{InputRecord, OpenMode, Opened, RunFolder, RunManifest};
+use burn_engram::study::train::{
     CheckpointConfig, OnNonFinite, StepMetrics, TableUpdate, TrainConfig, latest_checkpoint, train,
 };
 use burn_engram::{CompressedVocab, EngramConfig, EngramError, InitOptions};
@@ -295,7 +297,7 @@ fn run(args: Args) -> burn_engram::Result<()> {
         eprintln!("resuming from {}", c.display());
     }
     let text = serde_json::to_string_pretty(&cfg).unwrap_or_default() + "\n";
-    burn_engram::fsutil::write_atomic(&out.join("train_config.json"), text.as_bytes())?;
+    burn_engram::io::write_atomic(&out.join("train_config.json"), text.as_bytes())?;
     let metrics_path = out.join("metrics.jsonl");
     let mut metrics_file = std::fs::OpenOptions::new()
         .create(true)

@@ -121,9 +121,9 @@ pub enum EngramError {
         /// The configured layer ids.
         configured: Vec<usize>,
     },
-    /// A checkpoint or weight file holds a tensor that does not fit the module.
+    /// A safetensors file (weights, adapter, trainer checkpoint) holds a tensor that does not fit.
     #[error("{}: tensor `{name}`: {problem}", path.display())]
-    Checkpoint {
+    BadTensor {
         /// The file.
         path: PathBuf,
         /// The tensor name as stored in the file.
@@ -210,6 +210,7 @@ impl EngramError {
         }
     }
 
+    #[cfg(feature = "host")]
     pub(crate) fn lora(field: &'static str, reason: impl Into<String>) -> Self {
         Self::InvalidLora {
             field,
@@ -217,6 +218,7 @@ impl EngramError {
         }
     }
 
+    #[cfg(feature = "study")]
     pub(crate) fn training(field: &'static str, reason: impl Into<String>) -> Self {
         Self::InvalidTraining {
             field,
@@ -224,6 +226,7 @@ impl EngramError {
         }
     }
 
+    #[cfg(feature = "study")]
     pub(crate) fn run_folder(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
         Self::RunFolder {
             path: path.into(),
@@ -243,7 +246,7 @@ impl EngramError {
         name: impl Into<String>,
         problem: impl Into<String>,
     ) -> Self {
-        Self::Checkpoint {
+        Self::BadTensor {
             path: path.into(),
             name: name.into(),
             problem: problem.into(),

@@ -19,10 +19,19 @@
 //!   -> h + engram(h, ids)      ResidualInjector  (inject.rs)
 //! ```
 //!
-//! Beyond the core: [`models::qwen3`] runs Hugging Face Qwen3 checkpoints exactly as
-//! transformers does and hosts Engram ([`models::qwen3::Qwen3Engram`]); [`lora`] is the LoRA
-//! baseline with PEFT adapter files; [`data`], [`train`] and [`eval`] are the TinyEngram study's
-//! data preparation, trainer (checkpoints, exact resume) and TruthfulQA MC1/MC2.
+//! The crate has three layers, each importing only the ones below it (docs/ARCHITECTURE.md;
+//! `tests/layers.rs` fails on an import that goes up or closes a cycle):
+//!
+//! 1. **The Engram library** (always built): [`config`], [`vocab`], [`hashing`], [`memory`],
+//!    [`inject`], [`weights`] (Engram weight files), with [`io`] and [`error`] beneath them.
+//!    `default-features = false, features = ["flex"]` builds this layer alone, with burn,
+//!    tokenizers, safetensors and serde.
+//! 2. **The host models** (feature `host`): `host::qwen3` runs Hugging Face Qwen3 checkpoints
+//!    exactly as transformers does and hosts Engram (`Qwen3Engram`); `host::lora` is the LoRA
+//!    baseline with PEFT adapter files.
+//! 3. **The study harness** (feature `study`, which implies `host`): `study::data`,
+//!    `study::train`, `study::eval`, `study::runs` and the TinyEngram study itself (profiles,
+//!    runs, reports, plots, the embedded base model).
 //!
 //! ```
 //! # fn main() -> Result<(), burn_engram::EngramError> {
@@ -48,26 +57,26 @@
 //! # Ok(()) }
 //! ```
 
-pub mod checkpoint;
+// Layer 1, the Engram library (with generic I/O and the error type beneath it).
 pub mod config;
-pub mod data;
 pub mod device;
 pub mod error;
-pub mod eval;
-pub mod fsutil;
 pub mod hashing;
-mod host;
 pub mod inject;
 pub mod inspect;
-pub mod lora;
+pub mod io;
 pub mod memory;
-pub mod models;
-mod panic_guard;
 pub mod precision;
-pub mod runs;
-pub mod study;
-pub mod train;
 pub mod vocab;
+pub mod weights;
+
+// Layer 2, the host models: Qwen3 and LoRA.
+#[cfg(feature = "host")]
+pub mod host;
+
+// Layer 3, the study harness: data, trainer, evaluation, run folders, the study itself.
+#[cfg(feature = "study")]
+pub mod study;
 
 pub use config::EngramConfig;
 pub use error::{EngramError, Result};

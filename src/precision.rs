@@ -6,7 +6,7 @@
 //! * Engram casts the hidden states it reads to its own dtype (f32), computes, and casts its
 //!   update back to the hidden states' dtype ([`crate::Engram::forward`]);
 //! * a LoRA projection casts its f32 factors to the activations' dtype (what PyTorch's
-//!   autocast does) in the factored form `x W + s (x A) B` ([`crate::lora::forward_linear`]);
+//!   autocast does) in the factored form `x W + s (x A) B` (`host::qwen3::forward_linear`);
 //! * logits are cast to f32 before `log_softmax` (the loss, eval loss and scoring), attention
 //!   scores before their softmax, RMSNorm statistics inside Burn's `RmsNorm`.
 

@@ -45,7 +45,7 @@ fn reference_normalizer() -> Result<Sequence> {
 pub fn load_tokenizer(path: impl AsRef<Path>) -> Result<Tokenizer> {
     let path = path.as_ref();
     let fail = |e: String| EngramError::Tokenizer(format!("{}: {e}", path.display()));
-    crate::panic_guard::catch_quietly(|| Tokenizer::from_file(path))
+    crate::io::panic_guard::catch_quietly(|| Tokenizer::from_file(path))
         .map_err(|panic| fail(format!("malformed tokenizer ({panic})")))?
         .map_err(|e| fail(e.to_string()))
 }
@@ -202,7 +202,7 @@ impl CompressedVocab {
                 self.compressed_size.to_string(),
             ),
         ]);
-        crate::checkpoint::write_safetensors(path, &[tensor], Some(meta))
+        crate::io::safetensors::write_safetensors(path, &[tensor], Some(meta))
     }
 
     /// Loads a table written by [`CompressedVocab::save`].

@@ -1,13 +1,14 @@
 //! The held-out answer metrics: one teacher-forced pass gives exactly what greedy decoding
 //! would (exact match iff every answer token is the argmax), and its all-token loss is the
 //! trainer's eval loss.
+#![cfg(feature = "study")] // uses the host models or the study harness
 
 mod common;
 
 use burn::tensor::{DType, Device};
-use burn_engram::eval::answers::score_answers;
-use burn_engram::models::qwen3::{generate_greedy, load_qwen3};
-use burn_engram::train::eval_loss;
+use burn_engram::host::qwen3::{generate_greedy, load_qwen3};
+use burn_engram::study::eval::answers::score_answers;
+use burn_engram::study::train::eval_loss;
 use common::fixture;
 
 #[test]

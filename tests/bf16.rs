@@ -2,6 +2,7 @@
 //! loaded in bf16 track their f32 logits; Engram and LoRA train through the trainer with the
 //! backbone in bf16 (bit-identical after the steps), their parameters, checkpoints and saved
 //! files in f32, and the loss computed in f32.
+#![cfg(feature = "study")] // uses the host models or the study harness
 
 mod common;
 
@@ -10,13 +11,13 @@ use std::sync::Arc;
 
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::tensor::{DType, Device, Int, Tensor, TensorData};
-use burn_engram::data::dataset::{Batch, DataConfig, StudyData, build, make_batch};
-use burn_engram::lora::{LoraConfig, apply_lora, load_adapter, save_adapter};
-use burn_engram::models::qwen3::{
+use burn_engram::host::lora::{LoraConfig, apply_lora, load_adapter, save_adapter};
+use burn_engram::host::qwen3::{
     Qwen3Engram, Qwen3ForCausalLM, Qwen3Tokenizer, load_qwen3, score_continuations,
 };
 use burn_engram::precision::Precision;
-use burn_engram::train::{
+use burn_engram::study::data::dataset::{Batch, DataConfig, StudyData, build, make_batch};
+use burn_engram::study::train::{
     CheckpointConfig, TrainConfig, TrainableLm, eval_loss, latest_checkpoint, token_loss_sum, train,
 };
 use burn_engram::{CompressedVocab, EngramConfig, InitOptions};

@@ -2,6 +2,7 @@
 //! (SIGKILL) at random points while checkpointing always leaves a loadable checkpoint; and a
 //! run killed several times at pseudo-random points and resumed each time ends with the
 //! parameters of an uninterrupted run.
+#![cfg(feature = "study")] // uses the host models or the study harness
 
 mod common;
 
@@ -11,8 +12,8 @@ use std::time::{Duration, Instant};
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::AdamWConfig;
 use burn::tensor::{Device, Tensor};
-use burn_engram::models::qwen3::Qwen3Engram;
-use burn_engram::train::{
+use burn_engram::host::qwen3::Qwen3Engram;
+use burn_engram::study::train::{
     CheckpointConfig, TrainConfig, latest_checkpoint, load_checkpoint, train,
 };
 use common::tiny_engram_run as setup;
@@ -70,7 +71,7 @@ fn resume_equals_an_uninterrupted_run() {
     );
     assert_eq!(second[0].step, k + 1);
 
-    let losses = |m: &[burn_engram::train::StepMetrics]| {
+    let losses = |m: &[burn_engram::study::train::StepMetrics]| {
         m.iter().map(|s| (s.step, s.loss, s.lr)).collect::<Vec<_>>()
     };
     let split: Vec<_> = losses(&first).into_iter().chain(losses(&second)).collect();

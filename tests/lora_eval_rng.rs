@@ -2,19 +2,20 @@
 //! binary: the generator is global to the process, and other tests would draw from it in
 //! parallel). The study measures its runs between training steps; if that consumed random
 //! numbers, a seeded run's dropout masks would depend on how often it is measured.
+#![cfg(feature = "study")] // uses the host models or the study harness
 
 mod common;
 
 use burn::module::Module;
 use burn::tensor::{DType, Device, Tensor};
-use burn_engram::lora::load_adapter;
-use burn_engram::models::qwen3::load_qwen3;
+use burn_engram::host::lora::load_adapter;
+use burn_engram::host::qwen3::load_qwen3;
 use common::fixture;
 
 #[test]
 fn evaluating_a_lora_model_draws_no_random_numbers() {
     use burn::tensor::Distribution;
-    use burn_engram::models::qwen3::score_continuations;
+    use burn_engram::host::qwen3::score_continuations;
     let device = Device::default().autodiff();
     let base = load_qwen3(fixture("qwen3/tied"), &device, DType::F32).unwrap();
     let (model, _) = load_adapter(base, fixture("qwen3/lora")).unwrap();
@@ -23,7 +24,7 @@ fn evaluating_a_lora_model_draws_no_random_numbers() {
         layer.self_attn.lora_dropout = 0.05;
         layer.mlp.lora_dropout = 0.05;
     }
-    let tok = burn_engram::models::qwen3::Qwen3Tokenizer::from_dir(fixture("qwen3/tied")).unwrap();
+    let tok = burn_engram::host::qwen3::Qwen3Tokenizer::from_dir(fixture("qwen3/tied")).unwrap();
     let draw = || {
         Tensor::<1>::random([8], Distribution::Default, &device)
             .into_data()
@@ -40,9 +41,10 @@ fn evaluating_a_lora_model_draws_no_random_numbers() {
     score_continuations(&valid, &tok, "hello", &[" world", " there"]).unwrap();
     assert_eq!(draw(), plain, "scoring consumed random numbers");
     device.seed(5);
-    burn_engram::eval::answers::score_answers(&model, &ids, &[2, 1], 8, 0, 2, &device).unwrap();
+    burn_engram::study::eval::answers::score_answers(&model, &ids, &[2, 1], 8, 0, 2, &device)
+        .unwrap();
     assert_eq!(draw(), plain, "score_answers consumed random numbers");
     device.seed(5);
-    burn_engram::train::eval_loss(&model, &ids, 0, 2, &device).unwrap();
+    burn_engram::study::train::eval_loss(&model, &ids, 0, 2, &device).unwrap();
     assert_eq!(draw(), plain, "eval_loss consumed random numbers");
 }

@@ -2,13 +2,15 @@
 //! 1/sqrt(in))), `B` zero, and `lora_dropout` on the adapter's input in training only, with
 //! PEFT's scaling of the kept inputs by 1 / (1 - p). The equal-output check against PEFT with
 //! dropout off is `peft_lora_adapter_matches_and_round_trips` in qwen3_reference.rs.
+#![cfg(feature = "study")] // uses the host models or the study harness
 
 mod common;
 
 use burn::module::Module;
 use burn::tensor::{DType, Device, Tensor, TensorData, module};
-use burn_engram::lora::{LoraConfig, apply_lora, forward_linear, load_adapter, lora_factors};
-use burn_engram::models::qwen3::{Qwen3ForCausalLM, load_qwen3};
+use burn_engram::host::lora::{LoraConfig, apply_lora, load_adapter, lora_factors};
+use burn_engram::host::qwen3::forward_linear;
+use burn_engram::host::qwen3::{Qwen3ForCausalLM, load_qwen3};
 use burn_engram::study::base_config;
 use common::fixture;
 

@@ -1,4 +1,5 @@
 //! Bad Qwen3 folders give typed errors naming the file, field or tensors.
+#![cfg(feature = "study")] // uses the host models or the study harness
 
 mod common;
 
@@ -6,7 +7,7 @@ use std::path::Path;
 
 use burn::tensor::{DType, Device};
 use burn_engram::EngramError;
-use burn_engram::models::qwen3::load_qwen3;
+use burn_engram::host::qwen3::load_qwen3;
 use common::fixture;
 
 fn copy_folder(from: &Path, to: &Path) {

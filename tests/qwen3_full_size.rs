@@ -1,6 +1,7 @@
 //! The loader on a model with Qwen3-0.6B's exact shapes (random bf16 weights written on the
 //! fly, no download): load, one forward on CPU, and the trainable-parameter counts of both
 //! methods against their closed forms.
+#![cfg(feature = "study")] // uses the host models or the study harness
 
 mod common;
 
@@ -9,8 +10,8 @@ use std::sync::Arc;
 
 use burn::module::Module;
 use burn::tensor::{DType, Device, Int, Tensor, TensorData};
-use burn_engram::lora::LoraConfig;
-use burn_engram::models::qwen3::{Qwen3Config, load_qwen3};
+use burn_engram::host::lora::LoraConfig;
+use burn_engram::host::qwen3::{Qwen3Config, load_qwen3};
 use burn_engram::{CompressedVocab, EngramConfig, EngramLayers, InitOptions};
 use common::fixture;
 use safetensors::tensor::{Dtype, TensorView};

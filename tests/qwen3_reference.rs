@@ -1,12 +1,13 @@
 //! Qwen3 against transformers: tiny random models saved by transformers 4.57.3 (tied,
 //! untied, bf16, sharded), with Engram (TinyEngram layout) and with a PEFT LoRA adapter.
 //! Fixtures from scripts/fixtures/gen_qwen3_fixtures.py.
+#![cfg(feature = "study")] // uses the host models or the study harness
 
 mod common;
 
 use burn::tensor::{DType, Device, Int, Tensor, TensorData};
-use burn_engram::lora::{count_lora_params, load_adapter, save_adapter};
-use burn_engram::models::qwen3::{
+use burn_engram::host::lora::{count_lora_params, load_adapter, save_adapter};
+use burn_engram::host::qwen3::{
     Qwen3Engram, Qwen3ForCausalLM, Qwen3Tokenizer, generate_greedy, load_qwen3, score_continuations,
 };
 use common::{f32_tensor, fixture, i64_tensor, max_abs_diff, read_json};

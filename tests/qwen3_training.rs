@@ -1,5 +1,6 @@
 //! Training only what was added: after a few optimizer steps the Qwen3 backbone is
 //! bit-identical and the added parameters (Engram or LoRA) changed.
+#![cfg(feature = "study")] // uses the host models or the study harness
 
 mod common;
 
@@ -9,8 +10,8 @@ use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::{AdamWConfig, GradientsParams};
 use burn::tensor::loss::cross_entropy_with_logits;
 use burn::tensor::{DType, Device, Int, Tensor, TensorData};
-use burn_engram::lora::{LoraConfig, apply_lora, lora_factors};
-use burn_engram::models::qwen3::{Qwen3Engram, Qwen3ForCausalLM, load_qwen3};
+use burn_engram::host::lora::{LoraConfig, apply_lora, lora_factors};
+use burn_engram::host::qwen3::{Qwen3Engram, Qwen3ForCausalLM, load_qwen3};
 use burn_engram::{CompressedVocab, EngramConfig, InitOptions};
 use common::fixture;
 

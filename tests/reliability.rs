@@ -2,7 +2,8 @@
 //! wrongly typed, mis-shaped, non-finite, oversized, non-UTF-8 and missing files; non-finite
 //! training (stop or skip); unwritable output folders; the examples' one-line failures.
 //! docs/RELIABILITY.md maps each test here (and in tests/errors.rs, tests/qwen3_errors.rs,
-//! tests/checkpoints.rs, src/data/glaive.rs) to the input it covers.
+//! tests/checkpoints.rs, src/study/data/glaive.rs) to the input it covers.
+#![cfg(feature = "study")] // uses the host models or the study harness
 
 mod common;
 
@@ -13,12 +14,12 @@ use std::sync::Arc;
 use burn::module::{Module, Param};
 use burn::optim::AdamWConfig;
 use burn::tensor::{DType, Device, Tensor, TensorData};
-use burn_engram::data::dataset::{Batch, StudyData, load_samples};
-use burn_engram::eval::truthfulqa::load_questions;
-use burn_engram::lora::load_adapter;
+use burn_engram::host::lora::load_adapter;
+use burn_engram::host::qwen3::{Qwen3Tokenizer, load_qwen3};
 use burn_engram::memory::GateMode;
-use burn_engram::models::qwen3::{Qwen3Tokenizer, load_qwen3};
-use burn_engram::train::{
+use burn_engram::study::data::dataset::{Batch, StudyData, load_samples};
+use burn_engram::study::eval::truthfulqa::load_questions;
+use burn_engram::study::train::{
     CheckpointConfig, OnNonFinite, TrainConfig, TrainableLm, latest_checkpoint, load_checkpoint,
     save_checkpoint, train,
 };
@@ -609,7 +610,7 @@ fn trainer_checkpoint_damage() {
 
 #[test]
 fn glaive_exports_and_prepared_samples() {
-    use burn_engram::data::glaive::prepare;
+    use burn_engram::study::data::glaive::prepare;
     // prepare never fails: damage is counted, row by row
     // a cut-short array keeps its complete rows (none here) and says where they end
     let (samples, report) = prepare("[{\"system\": \"s\", \"chat\"");
@@ -693,14 +694,14 @@ fn token_ids_beyond_the_model_vocabulary() {
     let device = Device::default();
     let model = load_qwen3(fixture("qwen3/tied"), &device, DType::F32).unwrap();
     let vocab = model.config().vocab_size;
-    let batch = burn_engram::data::dataset::make_batch(&[&[1, vocab as u32, 2]], 0).unwrap();
+    let batch = burn_engram::study::data::dataset::make_batch(&[&[1, vocab as u32, 2]], 0).unwrap();
     let e = err_naming(
         model.batch_logits(&batch, GateMode::Learned, &device),
         "position 1 is outside the model's vocabulary",
     );
     assert!(matches!(e, EngramError::BadBatch(_)), "{e}");
     let e = err_naming(
-        burn_engram::models::qwen3::CausalLm::token_logits(&model, &[3, vocab as u32 + 7], None),
+        burn_engram::host::qwen3::CausalLm::token_logits(&model, &[3, vocab as u32 + 7], None),
         "outside the model's vocabulary",
     );
     assert!(
@@ -844,7 +845,7 @@ fn probe_run(
     poison: Option<(usize, Poison)>,
     dir: &Path,
     first: f32,
-) -> burn_engram::Result<(Probe, Vec<burn_engram::train::StepMetrics>)> {
+) -> burn_engram::Result<(Probe, Vec<burn_engram::study::train::StepMetrics>)> {
     let device = Device::default().autodiff();
     CALLS.with(|c| c.set(0));
     POISON.with(|p| p.set(poison));

@@ -5,6 +5,7 @@
 //!
 //! The binaries come from `cargo test --all-targets` (scripts/test.sh); see
 //! `common::example`.
+#![cfg(feature = "study")] // uses the host models or the study harness
 
 mod common;
 
@@ -13,8 +14,8 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use burn::tensor::Device;
-use burn_engram::fsutil::write_dir_atomic;
-use burn_engram::train::{CheckpointConfig, TrainConfig, checkpoints, train};
+use burn_engram::io::write_dir_atomic;
+use burn_engram::study::train::{CheckpointConfig, TrainConfig, checkpoints, train};
 use burn_engram::{EngramError, Result};
 
 fn model_dir() -> PathBuf {
@@ -625,7 +626,7 @@ fn hugging_face_configs_warn_about_unknown_fields_and_sizes_blame_the_right_fiel
     // a vocabulary of 10^12 is blamed on vocab_size
     cfg["vocab_size"] = serde_json::json!(1_000_000_000_000u64);
     std::fs::write(&cfg_path, cfg.to_string()).unwrap();
-    let e = burn_engram::models::qwen3::Qwen3Config::from_file(&cfg_path)
+    let e = burn_engram::host::qwen3::Qwen3Config::from_file(&cfg_path)
         .unwrap_err()
         .to_string();
     assert!(e.contains("field `vocab_size`"), "{e}");
@@ -636,7 +637,7 @@ fn hugging_face_configs_warn_about_unknown_fields_and_sizes_blame_the_right_fiel
             .unwrap();
     std::fs::write(&cfg_path, good.to_string()).unwrap();
     std::fs::write(dir.path().join("model.safetensors"), b"").unwrap();
-    let e = burn_engram::models::qwen3::load_qwen3(
+    let e = burn_engram::host::qwen3::load_qwen3(
         dir.path(),
         &Device::default(),
         burn::tensor::DType::F32,
@@ -646,7 +647,7 @@ fn hugging_face_configs_warn_about_unknown_fields_and_sizes_blame_the_right_fiel
     .to_string();
     assert!(e.contains("model.safetensors: 0 bytes"), "{e}");
     // LoRA mistakes say LoRA
-    let e = burn_engram::lora::LoraConfig {
+    let e = burn_engram::host::lora::LoraConfig {
         r: 0,
         ..Default::default()
     }

@@ -1,5 +1,6 @@
 //! The study command's library end to end at a tiny size, the embedded base model's probe
 //! scores, and the reproducibility of its tokenizer.
+#![cfg(feature = "study")] // uses the host models or the study harness
 
 use std::path::Path;
 use std::sync::Arc;
@@ -7,18 +8,18 @@ use std::sync::Arc;
 use burn::module::Module;
 use burn::tensor::{DType, Device};
 use burn_engram::CompressedVocab;
-use burn_engram::data::dataset::{DataConfig, build};
-use burn_engram::data::glaive::prepare;
-use burn_engram::data::synth_glaive::generate_jsonl;
-use burn_engram::eval::answers::score_answers;
-use burn_engram::eval::truthfulqa::evaluate_with_primer;
-use burn_engram::models::qwen3::{CausalLm, Qwen3Tokenizer, load_qwen3, save_qwen3};
+use burn_engram::host::qwen3::{CausalLm, Qwen3Tokenizer, load_qwen3, save_qwen3};
+use burn_engram::study::data::dataset::{DataConfig, build};
+use burn_engram::study::data::glaive::prepare;
+use burn_engram::study::data::synth_glaive::generate_jsonl;
+use burn_engram::study::eval::answers::score_answers;
+use burn_engram::study::eval::truthfulqa::evaluate_with_primer;
+use burn_engram::study::train::eval_loss;
 use burn_engram::study::{
     Ablation, Method, PROBE_PRIMER, Profile, ResultsFile, RunResult, RunSpec, StudyInputs,
     base_model_dir, corpus_records, heldout_documents, load_ablations, main_runs, probe_questions,
     run_ablation, run_main, train_tokenizer,
 };
-use burn_engram::train::eval_loss;
 
 /// PNG signature, a 13-byte IHDR first with the expected size, IEND last.
 fn assert_png(path: &Path, width: u32, height: u32) {

@@ -1,15 +1,16 @@
 //! The study's data path and trainer on small inputs: ChatML with the real Qwen tokenizer,
 //! the split, and a short Engram run whose loss goes down with the backbone untouched.
+#![cfg(feature = "study")] // uses the host models or the study harness
 
 mod common;
 
 use std::sync::Arc;
 
 use burn::tensor::{DType, Device};
-use burn_engram::data::dataset::{DataConfig, build, encode_sample};
-use burn_engram::data::glaive::{Sample, prepare};
-use burn_engram::models::qwen3::{Qwen3Engram, Qwen3Tokenizer, load_qwen3};
-use burn_engram::train::{TrainConfig, train};
+use burn_engram::host::qwen3::{Qwen3Engram, Qwen3Tokenizer, load_qwen3};
+use burn_engram::study::data::dataset::{DataConfig, build, encode_sample};
+use burn_engram::study::data::glaive::{Sample, prepare};
+use burn_engram::study::train::{TrainConfig, train};
 use burn_engram::{CompressedVocab, EngramConfig, InitOptions};
 use common::fixture;
 
@@ -186,7 +187,7 @@ fn engram_tables_can_take_their_own_learning_rate() {
 
 #[test]
 fn sparse_table_updates_match_dense_on_the_first_step_and_resume_exactly() {
-    use burn_engram::train::{CheckpointConfig, TableUpdate};
+    use burn_engram::study::train::{CheckpointConfig, TableUpdate};
 
     let device = Device::default().autodiff();
     let tables = |m: &Qwen3Engram| -> Vec<Vec<f32>> {

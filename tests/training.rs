@@ -1,5 +1,6 @@
 //! Training through the injection trait: with the backbone frozen only Engram parameters get
 //! gradients and change, and the loss goes down.
+#![cfg(feature = "study")] // uses the host models or the study harness
 
 use std::sync::Arc;
 
@@ -178,7 +179,7 @@ impl CountTensors for EngramLayers {
 
 #[test]
 fn global_norm_clipping_scales_all_gradients_together() {
-    use burn_engram::train::{clip_global_norm, global_grad_norm};
+    use burn_engram::study::train::{clip_global_norm, global_grad_norm};
     let device = Device::default().autodiff();
     let model = Toy::new(&device);
     let (raw, x, y) = data(&device);
@@ -222,8 +223,8 @@ fn global_norm_clipping_scales_all_gradients_together() {
 
 #[test]
 fn sparse_table_step_touches_only_the_rows_read_and_equals_dense_adamw_there() {
+    use burn_engram::memory::LazyAdamW;
     use burn_engram::memory::{GateMode, SparseTableStates};
-    use burn_engram::train::LazyAdamW;
 
     let device = Device::default().autodiff();
     let dense = Toy::new(&device);

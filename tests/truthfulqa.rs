@@ -1,15 +1,16 @@
 //! TruthfulQA MC1/MC2 on the tiny Qwen3 fixture against per-choice scores computed with
 //! transformers the lm-evaluation-harness way (scripts/fixtures/gen_truthfulqa_fixture.py).
+#![cfg(feature = "study")] // uses the host models or the study harness
 
 mod common;
 
 use std::path::Path;
 
 use burn::tensor::{DType, Device, Tensor};
-use burn_engram::eval::truthfulqa::{
+use burn_engram::host::qwen3::{CausalLm, KvCache, Qwen3ForCausalLM, Qwen3Tokenizer, load_qwen3};
+use burn_engram::study::eval::truthfulqa::{
     TRUTHFULQA_MC_REVISED, TRUTHFULQA_MC_V1, evaluate, mc1, mc2, parse_questions,
 };
-use burn_engram::models::qwen3::{CausalLm, KvCache, Qwen3ForCausalLM, Qwen3Tokenizer, load_qwen3};
 use common::{fixture, read_json};
 
 /// The same model without its KV cache: every choice runs context + continuation in full.

@@ -4,7 +4,7 @@
 
 use std::io::IsTerminal;
 
-use burn_engram::train::StepMetrics;
+use burn_engram::study::train::StepMetrics;
 use indicatif::{ProgressBar, ProgressStyle};
 
 /// Shows the library's warnings (`log` records at warn and above; `RUST_LOG` overrides) as

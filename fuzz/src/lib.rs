@@ -12,13 +12,13 @@ use std::sync::{Arc, OnceLock};
 
 use burn::optim::AdamWConfig;
 use burn::tensor::{DType, Device};
-use burn_engram::data::dataset::{DataConfig, load_samples};
-use burn_engram::data::glaive::{poison, prepare};
-use burn_engram::lora::{LoraConfig, load_adapter};
-use burn_engram::models::qwen3::{
+use burn_engram::study::data::dataset::{DataConfig, load_samples};
+use burn_engram::study::data::glaive::{poison, prepare};
+use burn_engram::host::lora::{LoraConfig, load_adapter};
+use burn_engram::host::qwen3::{
     Qwen3Config, Qwen3Engram, Qwen3ForCausalLM, Qwen3Tokenizer, load_qwen3,
 };
-use burn_engram::train::{CheckpointConfig, TrainConfig, load_checkpoint, save_checkpoint};
+use burn_engram::study::train::{CheckpointConfig, TrainConfig, load_checkpoint, save_checkpoint};
 use burn_engram::vocab::load_tokenizer;
 use burn_engram::{CompressedVocab, EngramConfig, EngramLayers, InitOptions};
 

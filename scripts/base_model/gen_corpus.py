@@ -3,7 +3,7 @@
 
 Standard library only (Python >= 3.9); deterministic: the same files on every run.
 
-    python3 scripts/base_model/gen_corpus.py   # writes src/data/base/{corpus.jsonl,probe.jsonl}
+    python3 scripts/base_model/gen_corpus.py   # writes src/study/data/base/{corpus.jsonl,probe.jsonl}
 
 `corpus.jsonl` holds one record per line, `{"kind", "split", "text"}`:
 - `fact` entries: a few hundred well-known facts (capitals, continents, chemical symbols,
@@ -19,7 +19,7 @@ Standard library only (Python >= 3.9); deterministic: the same files on every ru
 - `prose`: everyday sentences about weather, news, mail, money, food, travel and the like.
 - `call`: function-calling conversations for functions that are NOT the fine-tune's (the 16
   of `OTHER_FUNCTIONS` and generated `verb_object` ones; the fine-tune's 14 are in
-  `src/data/synth_glaive.rs` and excluded): their JSON schemas, a user request, a
+  `src/study/data/synth_glaive.rs` and excluded): their JSON schemas, a user request, a
   `<functioncall>` with the request's arguments, the function's response and the answer;
   half in glaive's raw `USER:`/`ASSISTANT:` layout, half in ChatML. The called function
   stands at a random place among those on offer, so its name is copied from the schemas.
@@ -36,7 +36,7 @@ import json
 import random
 from pathlib import Path
 
-OUT = Path(__file__).resolve().parents[2] / "src" / "data" / "base"
+OUT = Path(__file__).resolve().parents[2] / "src" / "study" / "data" / "base"
 
 CAPITALS = [
     ("France", "Paris", "Europe"), ("Germany", "Berlin", "Europe"), ("Italy", "Rome", "Europe"),

@@ -10,7 +10,7 @@ use super::gate::ContextGate;
 use super::init::{LayerDims, LayerWeights};
 use super::schedule::GateMode;
 use crate::error::{EngramError, Result};
-use crate::host::read_f32;
+use crate::io::read_f32;
 
 /// RMSNorm epsilon of the gate norms: torch's `nn.RMSNorm` with `eps` unset uses
 /// `finfo(float32).eps`.

@@ -7,6 +7,7 @@ mod engram;
 mod gate;
 mod init;
 mod layers;
+mod lazy_adam;
 mod schedule;
 mod sparse;
 
@@ -16,6 +17,7 @@ pub use engram::{CONV_NORM_EPS, Engram, GATE_NORM_EPS};
 pub use gate::ContextGate;
 pub use init::{EngramInit, InitOptions};
 pub use layers::{EngramBatch, EngramLayers};
+pub use lazy_adam::{LazyAdamState, LazyAdamW};
 pub use schedule::{GateMode, GateSchedule};
 pub use sparse::{SparseTableStates, SparseTables, TouchedRows};
 

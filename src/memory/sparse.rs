@@ -6,17 +6,17 @@
 //! gathered once outside autodiff into a `[U, head_dim]` leaf that requires a gradient; the
 //! forward reads that leaf at local indices, so backward produces a `[U, head_dim]` gradient
 //! (duplicate reads summed by the embedding backward), and
-//! [`LazyAdamW`](crate::train::LazyAdamW) writes the U updated rows back.
+//! [`LazyAdamW`](crate::memory::LazyAdamW) writes the U updated rows back.
 
 use burn::module::Param;
 use burn::tensor::{Device, Gradients, Int, Tensor, TensorData};
 use rayon::prelude::*;
 
 use super::layers::{EngramBatch, EngramLayers};
+use super::lazy_adam::{LazyAdamState, LazyAdamW};
 use super::schedule::GateMode;
 use crate::error::{EngramError, Result};
 use crate::hashing::HashIds;
-use crate::train::{LazyAdamState, LazyAdamW};
 
 /// The distinct rows of a list of row indices, and where each index sits among them.
 ///

@@ -2,11 +2,11 @@
 //! and the retention probe that measures what it knows.
 //!
 //! Everything here is committed to the repository, so the study runs with no downloads:
-//! `src/data/base/corpus.jsonl` (the pretraining records, written by
+//! `src/study/data/base/corpus.jsonl` (the pretraining records, written by
 //! `scripts/base_model/gen_corpus.py`: facts, question-and-answer prose, ChatML dialogues,
 //! JSON records, numbers and function calls of functions that are not the fine-tune's, with a
-//! held-out split), `src/data/base/probe.jsonl` (multiple-choice questions about the facts,
-//! in TruthfulQA's format) and `src/data/base/model/` (a Hugging Face folder: `config.json`,
+//! held-out split), `src/study/data/base/probe.jsonl` (multiple-choice questions about the facts,
+//! in TruthfulQA's format) and `src/study/data/base/model/` (a Hugging Face folder: `config.json`,
 //! `model.safetensors`, `tokenizer.json`, `tokenizer_config.json`), written by
 //! `cargo run --release --example pretrain`.
 
@@ -22,14 +22,14 @@ use tokenizers::pre_tokenizers::byte_level::ByteLevel;
 use tokenizers::{AddedToken, Tokenizer};
 
 use crate::error::{EngramError, Result};
-use crate::eval::truthfulqa::{McQuestion, parse_questions};
-use crate::models::qwen3::Qwen3Config;
+use crate::host::qwen3::Qwen3Config;
+use crate::study::eval::truthfulqa::{McQuestion, parse_questions};
 
 /// The pretraining records, one JSON object per line: `{"kind", "split", "text"}` (see
 /// [`CorpusRecord`]).
-pub const CORPUS: &str = include_str!("../data/base/corpus.jsonl");
+pub const CORPUS: &str = include_str!("data/base/corpus.jsonl");
 /// The retention probe (TruthfulQA's JSON-lines format), one question per fact.
-pub const PROBE: &str = include_str!("../data/base/probe.jsonl");
+pub const PROBE: &str = include_str!("data/base/probe.jsonl");
 /// The primer of the probe's scoring context: two question/answer pairs that the corpus
 /// states and the probe never asks, as TruthfulQA's primer is six.
 pub const PROBE_PRIMER: &str = "Q: How many days are there in a week?\nA: There are seven days in a week.\n\nQ: What do bees make?\nA: Bees make honey.";
@@ -52,12 +52,12 @@ pub struct CorpusRecord {
 
 /// The folder of the committed base model.
 pub fn base_model_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("src/data/base/model")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("src/study/data/base/model")
 }
 
 /// The records of [`CORPUS`]; a malformed line is an error naming it.
 pub fn corpus_records() -> Result<Vec<CorpusRecord>> {
-    let path = Path::new("src/data/base/corpus.jsonl");
+    let path = Path::new("src/study/data/base/corpus.jsonl");
     CORPUS
         .lines()
         .enumerate()
@@ -118,7 +118,7 @@ pub fn heldout_documents() -> Result<Vec<String>> {
 
 /// The questions of [`PROBE`].
 pub fn probe_questions() -> Result<Vec<McQuestion>> {
-    parse_questions(PROBE, Path::new("src/data/base/probe.jsonl"))
+    parse_questions(PROBE, Path::new("src/study/data/base/probe.jsonl"))
 }
 
 /// Trains a byte-level BPE tokenizer (the kind Qwen uses) on `texts` with `vocab_size`

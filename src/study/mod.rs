@@ -4,7 +4,7 @@
 //!
 //! Two settings share this code. The **miniature** (the default of `examples/study.rs`) uses
 //! the embedded base model ([`base`]: a small Qwen3 pretrained on a committed fact corpus),
-//! rows from the glaive-style generator ([`crate::data::synth_glaive`]) and the base model's
+//! rows from the glaive-style generator ([`crate::study::data::synth_glaive`]) and the base model's
 //! fact probe, and runs on a CPU in minutes. The **real study** points the same runs at a
 //! Qwen3-0.6B folder, a glaive export and TruthfulQA, with [`Profile::Published`] or
 //! [`Profile::Paper`] settings.
@@ -18,10 +18,14 @@
 //! `result.json` exists) are read back, unfinished ones resume from their last checkpoint.
 
 pub mod base;
+pub mod data;
+pub mod eval;
 mod plot;
 mod report;
 mod runner;
+pub mod runs;
 mod spec;
+pub mod train;
 
 use std::path::Path;
 
@@ -137,14 +141,18 @@ pub fn run_ablation(
                     };
                     let manifest = runner::run_manifest(inputs, &run)?;
                     let mode = if inputs.overwrite {
-                        crate::runs::OpenMode::Overwrite
+                        crate::study::runs::OpenMode::Overwrite
                     } else {
-                        crate::runs::OpenMode::ResumeOrStart
+                        crate::study::runs::OpenMode::ResumeOrStart
                     };
                     let no_progress = |_: &Path| Ok(false);
-                    let _folder =
-                        crate::runs::RunFolder::open(&run_dir, mode, &manifest, &no_progress)?;
-                    crate::config::write_json(&run_dir.join("result.json"), &r)?;
+                    let _folder = crate::study::runs::RunFolder::open(
+                        &run_dir,
+                        mode,
+                        &manifest,
+                        &no_progress,
+                    )?;
+                    crate::io::write_json(&run_dir.join("result.json"), &r)?;
                     r
                 }
                 None => run_one(inputs, &run, &run_dir, &mut |e| on_event(&run.name, e))?,

@@ -8,8 +8,8 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::runner::RunResult;
-use crate::config::write_json;
 use crate::error::Result;
+use crate::io::write_json;
 
 /// The file a study writes: `{"runs": [...], "matched": [...]}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -63,7 +63,7 @@ pub fn write_results(
             matched_table(&matched, base)
         );
     }
-    crate::fsutil::write_atomic(&dir.join("results.md"), md.as_bytes())
+    crate::io::write_atomic(&dir.join("results.md"), md.as_bytes())
 }
 
 /// Mean and sample standard deviation (0 for one value).

@@ -13,16 +13,18 @@ use burn::tensor::{DType, Device};
 use serde::{Deserialize, Serialize};
 
 use super::spec::{Method, ResolvedRun};
-use crate::config::{read_json, write_json};
-use crate::data::dataset::StudyData;
 use crate::error::{EngramError, Result};
-use crate::eval::answers::{AnswerMetrics, score_answers};
-use crate::eval::truthfulqa::{McQuestion, evaluate_with_primer};
-use crate::fsutil::{sha256_bytes, sha256_chunks};
-use crate::lora::{apply_lora, count_lora_params, save_adapter};
-use crate::models::qwen3::{CausalLm, Qwen3Engram, Qwen3Tokenizer, load_qwen3};
-use crate::runs::{InputRecord, OpenMode, Opened, RunFolder, RunManifest};
-use crate::train::{CheckpointConfig, StepMetrics, TrainableLm, latest_checkpoint, train_observed};
+use crate::host::lora::{apply_lora, count_lora_params, save_adapter};
+use crate::host::qwen3::{CausalLm, Qwen3Engram, Qwen3Tokenizer, load_qwen3};
+use crate::io::{read_json, write_json};
+use crate::io::{sha256_bytes, sha256_chunks};
+use crate::study::data::dataset::StudyData;
+use crate::study::eval::answers::{AnswerMetrics, score_answers};
+use crate::study::eval::truthfulqa::{McQuestion, evaluate_with_primer};
+use crate::study::runs::{InputRecord, OpenMode, Opened, RunFolder, RunManifest};
+use crate::study::train::{
+    CheckpointConfig, StepMetrics, TrainableLm, latest_checkpoint, train_observed,
+};
 use crate::vocab::CompressedVocab;
 
 /// What every run of a study shares.
@@ -235,9 +237,10 @@ pub fn run_one(
             (trainable, n, scores)
         }
     };
-    let last = *scores
-        .last()
-        .ok_or_else(|| EngramError::BadBatch("the run measured nothing".into()))?;
+    let last = *scores.last().ok_or_else(|| EngramError::InvalidStudy {
+        field: run.name.clone(),
+        reason: "the run measured nothing (no checkpoint was scored)".into(),
+    })?;
     let result = RunResult {
         name: run.name.clone(),
         label: run.label.clone(),
@@ -273,7 +276,7 @@ fn write_eval_rows(inputs: &StudyInputs, path: &Path) -> Result<()> {
         text += &line;
         text.push('\n');
     }
-    crate::fsutil::write_atomic(path, text.as_bytes())
+    crate::io::write_atomic(path, text.as_bytes())
 }
 
 /// The settings that decide a run's outcome, as its result records them.

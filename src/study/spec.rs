@@ -6,11 +6,12 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::config::{EngramConfig, read_json};
+use crate::config::EngramConfig;
 use crate::error::{EngramError, Result};
-use crate::lora::LoraConfig;
+use crate::host::lora::LoraConfig;
+use crate::io::read_json;
 use crate::memory::{EngramInit, InitOptions};
-use crate::train::TrainConfig;
+use crate::study::train::TrainConfig;
 
 /// What a run adds to the frozen base.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -56,18 +56,19 @@ pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
         .fold(0.0, f32::max)
 }
 
+#[cfg(feature = "study")]
 /// A tiny Qwen3 (the `tied` fixture) with fresh Engram layers at 0 and 2 (tables of about
 /// `table` rows), its backbone frozen, and 20 function-call samples split for training.
 pub fn tiny_engram_run(
     device: &burn::tensor::Device,
     table: u64,
 ) -> (
-    burn_engram::models::qwen3::Qwen3Engram,
-    burn_engram::data::dataset::StudyData,
+    burn_engram::host::qwen3::Qwen3Engram,
+    burn_engram::study::data::dataset::StudyData,
     u32,
 ) {
-    use burn_engram::data::dataset::{DataConfig, build};
-    use burn_engram::models::qwen3::{Qwen3Engram, Qwen3Tokenizer, load_qwen3};
+    use burn_engram::host::qwen3::{Qwen3Engram, Qwen3Tokenizer, load_qwen3};
+    use burn_engram::study::data::dataset::{DataConfig, build};
     use burn_engram::{CompressedVocab, EngramConfig, InitOptions};
     let dir = fixture("qwen3/tied");
     let tok = Qwen3Tokenizer::from_dir(&dir).unwrap();
@@ -106,10 +107,11 @@ pub fn tiny_engram_run(
     (model, data, tok.pad_id)
 }
 
+#[cfg(feature = "study")]
 /// 20 small function-call samples (5 cities) for the tiny fixture models.
-pub fn weather_samples() -> Vec<burn_engram::data::glaive::Sample> {
+pub fn weather_samples() -> Vec<burn_engram::study::data::glaive::Sample> {
     (0..20)
-        .map(|i| burn_engram::data::glaive::Sample {
+        .map(|i| burn_engram::study::data::glaive::Sample {
             instruction: format!("Tools: get_weather. Row {i}."),
             input: format!("Weather in C{}?", i % 5),
             output: format!(
@@ -120,6 +122,7 @@ pub fn weather_samples() -> Vec<burn_engram::data::glaive::Sample> {
         .collect()
 }
 
+#[cfg(feature = "study")]
 /// An example binary of this build. `cargo test --all-targets` (scripts/test.sh) builds the
 /// examples with the tests; a narrower run must build them first (`cargo build --examples`),
 /// and a binary older than the crate's sources is refused rather than run stale. (Building it

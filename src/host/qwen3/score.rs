@@ -1,0 +1,256 @@
+//! Log-likelihood of continuations (the lm-evaluation-harness convention) and greedy decoding.
+
+use burn::tensor::activation::log_softmax;
+use burn::tensor::{DType, Device, Int, Tensor, TensorData};
+
+use super::engram::Qwen3Engram;
+use super::model::{KvCache, Qwen3ForCausalLM};
+use super::tokenizer::Qwen3Tokenizer;
+use crate::error::{EngramError, Result};
+use crate::inject::NoInjection;
+use crate::io::read_f32;
+
+/// A causal LM that returns per-position logits for one sequence of token ids.
+pub trait CausalLm {
+    /// Logits `[T, vocab]` for `ids`, continuing `cache` when given and supported.
+    fn token_logits(&self, ids: &[u32], cache: Option<&mut KvCache>) -> Result<Tensor<2>>;
+    /// Whether a KV cache can be continued (false when memory reads earlier positions).
+    fn supports_cache(&self) -> bool;
+    /// The device the model lives on.
+    fn device(&self) -> Device;
+}
+
+fn ids_tensor(ids: &[u32], device: &Device) -> Tensor<2, Int> {
+    let data: Vec<i32> = ids.iter().map(|&i| i as i32).collect();
+    Tensor::from_data(TensorData::new(data, [1, ids.len()]), device)
+}
+
+fn squeeze_batch(logits: Tensor<3>) -> Tensor<2> {
+    let [_, t, v] = logits.dims();
+    logits.reshape([t, v])
+}
+
+impl CausalLm for Qwen3ForCausalLM {
+    fn token_logits(&self, ids: &[u32], cache: Option<&mut KvCache>) -> Result<Tensor<2>> {
+        self.config()
+            .check_token_ids(ids.iter().map(|&i| i as i64), ids.len())?;
+        let device = self.model.embed_tokens.weight.val().device();
+        let out = self.forward_with(ids_tensor(ids, &device), None, cache, &NoInjection, &())?;
+        Ok(squeeze_batch(out))
+    }
+    fn supports_cache(&self) -> bool {
+        true
+    }
+    fn device(&self) -> Device {
+        self.model.embed_tokens.weight.val().device()
+    }
+}
+
+impl CausalLm for Qwen3Engram {
+    fn token_logits(&self, ids: &[u32], cache: Option<&mut KvCache>) -> Result<Tensor<2>> {
+        if cache.is_some_and(|c| !c.is_empty()) {
+            return Err(EngramError::BadBatch(
+                "Qwen3Engram cannot continue a KV cache; score the full sequence".into(),
+            ));
+        }
+        let device = self.base.model.embed_tokens.weight.val().device();
+        let raw: Vec<i64> = ids.iter().map(|&i| i as i64).collect();
+        self.base
+            .config()
+            .check_token_ids(raw.iter().copied(), raw.len())?;
+        let batch = self.engram.prepare(&raw, 1, raw.len(), &device)?;
+        Ok(squeeze_batch(self.forward(
+            ids_tensor(ids, &device),
+            None,
+            &batch,
+        )?))
+    }
+    fn supports_cache(&self) -> bool {
+        false
+    }
+    fn device(&self) -> Device {
+        self.base.model.embed_tokens.weight.val().device()
+    }
+}
+
+/// The score of one continuation.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ContinuationScore {
+    /// Sum of the log-probabilities of the continuation tokens.
+    pub logprob: f64,
+    /// Number of continuation tokens.
+    pub n_tokens: usize,
+    /// Whether every continuation token was the argmax.
+    pub is_greedy: bool,
+}
+
+/// Context tokens and continuation tokens as lm-evaluation-harness forms them: trailing
+/// spaces of the context move to the continuation; the continuation's tokens are those of
+/// `encode(context + continuation)` beyond `encode(context)`'s length; no special tokens.
+/// An empty context is replaced by the eos token.
+pub fn encode_pair(
+    tok: &Qwen3Tokenizer,
+    context: &str,
+    continuation: &str,
+) -> Result<(Vec<u32>, Vec<u32>)> {
+    let trimmed = context.trim_end();
+    let moved = &context[trimmed.len()..];
+    let continuation = format!("{moved}{continuation}");
+    let whole = tok.encode(&format!("{trimmed}{continuation}"))?;
+    let mut ctx = tok.encode(trimmed)?;
+    let cont = whole.get(ctx.len()..).unwrap_or(&[]).to_vec();
+    if cont.is_empty() {
+        return Err(EngramError::BadBatch(format!(
+            "continuation {continuation:?} adds no tokens to the context"
+        )));
+    }
+    if ctx.is_empty() {
+        ctx.push(tok.eos_id);
+    }
+    Ok((ctx, cont))
+}
+
+fn score_from_logits(
+    logits: Tensor<2>,
+    targets: &[u32],
+    what: &dyn Fn() -> String,
+) -> Result<ContinuationScore> {
+    // logits[i] predicts targets[i]
+    let [t, v] = logits.dims();
+    debug_assert_eq!(t, targets.len());
+    let logp = read_f32("log-probs", log_softmax(logits.cast(DType::F32), 1))?;
+    let mut sum = 0.0f64;
+    let mut greedy = true;
+    for (i, &tgt) in targets.iter().enumerate() {
+        let row = &logp[i * v..(i + 1) * v];
+        let lp = row[tgt as usize];
+        sum += lp as f64;
+        let best = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        greedy &= lp >= best;
+    }
+    if !sum.is_finite() {
+        // log-softmax of finite logits is finite: the model computed NaN or infinity
+        let bad = logp.iter().filter(|x| !x.is_finite()).count();
+        return Err(EngramError::NonFiniteLogits {
+            what: what(),
+            detail: format!(
+                "the log-likelihood is {sum} ({bad} of {} log-probabilities are NaN or infinite): the model's weights or activations are not finite, so no score can be given",
+                logp.len()
+            ),
+        });
+    }
+    Ok(ContinuationScore {
+        logprob: sum,
+        n_tokens: targets.len(),
+        is_greedy: greedy,
+    })
+}
+
+/// `continuation "..." of context "..."`, both shortened, for messages.
+fn describe(context: &str, continuation: &str) -> String {
+    let short = |s: &str| {
+        let head: String = s.chars().take(60).collect();
+        if head.len() < s.len() {
+            format!("{head}...")
+        } else {
+            head
+        }
+    };
+    format!(
+        "continuation {:?} of context {:?}",
+        short(continuation),
+        short(context.rsplit('\n').next().unwrap_or(context))
+    )
+}
+
+/// Scores several continuations of one context. With a model that supports it, the context
+/// runs once and its KV cache is shared by every continuation; otherwise each
+/// `context + continuation` runs in full. Both give the same numbers.
+pub fn score_continuations<M: CausalLm>(
+    model: &M,
+    tok: &Qwen3Tokenizer,
+    context: &str,
+    continuations: &[&str],
+) -> Result<Vec<ContinuationScore>> {
+    let pairs = continuations
+        .iter()
+        .map(|c| encode_pair(tok, context, c))
+        .collect::<Result<Vec<_>>>()?;
+    if model.supports_cache() {
+        // trailing-space handling can change the context per continuation: group by context
+        let mut out = Vec::with_capacity(pairs.len());
+        let mut prefix: Option<(Vec<u32>, KvCache, Tensor<2>)> = None;
+        for ((ctx, cont), text) in pairs.iter().zip(continuations) {
+            if prefix.as_ref().is_none_or(|(p, _, _)| p != ctx) {
+                let mut cache = KvCache::new();
+                let logits = model.token_logits(ctx, Some(&mut cache))?;
+                let t = logits.dims()[0];
+                let last = logits.narrow(0, t - 1, 1);
+                prefix = Some((ctx.clone(), cache, last));
+            }
+            let (_, cache, last) = prefix.as_ref().expect("set above");
+            let logits = if cont.len() > 1 {
+                let mut cache = cache.clone();
+                let rest = model.token_logits(&cont[..cont.len() - 1], Some(&mut cache))?;
+                Tensor::cat(vec![last.clone(), rest], 0)
+            } else {
+                last.clone()
+            };
+            out.push(score_from_logits(logits, cont, &|| {
+                describe(context, text)
+            })?);
+        }
+        Ok(out)
+    } else {
+        pairs
+            .iter()
+            .zip(continuations)
+            .map(|((ctx, cont), text)| {
+                let mut ids = ctx.clone();
+                ids.extend_from_slice(&cont[..cont.len() - 1]);
+                let logits = model.token_logits(&ids, None)?;
+                let n = cont.len();
+                let t = logits.dims()[0];
+                score_from_logits(logits.narrow(0, t - n, n), cont, &|| {
+                    describe(context, text)
+                })
+            })
+            .collect()
+    }
+}
+
+/// Greedy decoding of `n` new tokens after `prompt` (with the KV cache when supported).
+pub fn generate_greedy<M: CausalLm>(model: &M, prompt: &[u32], n: usize) -> Result<Vec<u32>> {
+    let argmax_last = |logits: Tensor<2>| -> Result<u32> {
+        let t = logits.dims()[0];
+        let row = read_f32("logits", logits.narrow(0, t - 1, 1))?;
+        let (i, _) = row
+            .iter()
+            .enumerate()
+            .fold((0, f32::NEG_INFINITY), |(bi, bv), (i, &v)| {
+                if v > bv { (i, v) } else { (bi, bv) }
+            });
+        Ok(i as u32)
+    };
+    let mut out = Vec::with_capacity(n);
+    if n == 0 {
+        return Ok(out);
+    }
+    if model.supports_cache() {
+        let mut cache = KvCache::new();
+        let mut next = argmax_last(model.token_logits(prompt, Some(&mut cache))?)?;
+        out.push(next);
+        while out.len() < n {
+            next = argmax_last(model.token_logits(&[next], Some(&mut cache))?)?;
+            out.push(next);
+        }
+    } else {
+        let mut ids = prompt.to_vec();
+        while out.len() < n {
+            let next = argmax_last(model.token_logits(&ids, None)?)?;
+            ids.push(next);
+            out.push(next);
+        }
+    }
+    Ok(out)
+}

@@ -1,3 +1,0 @@
-//! Host models that take Engram memory.
-
-pub mod qwen3;
