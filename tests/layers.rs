@@ -58,10 +58,10 @@ fn module_path(src: &Path, file: &Path) -> Vec<String> {
 /// `study` (anything else under them, e.g. a re-exported item, is the umbrella module).
 fn node_of(path: &[String], subs: &BTreeMap<String, BTreeSet<String>>) -> Option<String> {
     let first = path.first()?;
-    if SPLIT.contains(&first.as_str()) {
-        if let Some(second) = path.get(1).filter(|s| subs[first].contains(*s)) {
-            return Some(format!("{first}::{second}"));
-        }
+    if SPLIT.contains(&first.as_str())
+        && let Some(second) = path.get(1).filter(|s| subs[first].contains(*s))
+    {
+        return Some(format!("{first}::{second}"));
     }
     Some(first.clone())
 }
@@ -258,14 +258,14 @@ fn the_modules_form_no_cycle() {
     }
     let mut state = BTreeMap::new();
     for node in g.edges.keys() {
-        if state.get(node).copied().unwrap_or(0) == 0 {
-            if let Some(cycle) = visit(node, &g, &mut state, &mut Vec::new()) {
-                let steps: Vec<String> = cycle
-                    .windows(2)
-                    .map(|w| format!("{} -> {} (src/{})", w[0], w[1], g.edges[&w[0]][&w[1]]))
-                    .collect();
-                panic!("import cycle:\n{}", steps.join("\n"));
-            }
+        if state.get(node).copied().unwrap_or(0) == 0
+            && let Some(cycle) = visit(node, &g, &mut state, &mut Vec::new())
+        {
+            let steps: Vec<String> = cycle
+                .windows(2)
+                .map(|w| format!("{} -> {} (src/{})", w[0], w[1], g.edges[&w[0]][&w[1]]))
+                .collect();
+            panic!("import cycle:\n{}", steps.join("\n"));
         }
     }
 }
