@@ -155,20 +155,14 @@ fn run(args: Args) -> Result<()> {
         "data: {} rows read, {} kept, {} malformed, dropped {:?}",
         report.read, report.kept, report.malformed, report.dropped
     );
-    let max_len = args.max_len.unwrap_or(if profile == Profile::Miniature {
-        512
-    } else {
-        2048
-    });
+    let mut defaults = profile.defaults(tok.pad_id);
+    for t in [&mut defaults.engram_train, &mut defaults.lora_train] {
+        t.max_steps = args.max_steps.or(t.max_steps);
+        t.stop_after = args.stop_after.or(t.stop_after);
+    }
     let data_cfg = DataConfig {
-        max_len,
-        // The miniature's data is small: hold out 5% (60 rows) for a steadier eval loss.
-        eval_fraction: if profile == Profile::Miniature {
-            0.05
-        } else {
-            0.01
-        },
-        ..DataConfig::default()
+        max_len: args.max_len.unwrap_or(defaults.data.max_len),
+        ..defaults.data
     };
     let data = build(&samples, &tok, &data_cfg)?;
     let (mut questions, primer) = if real {
@@ -187,11 +181,6 @@ fn run(args: Args) -> Result<()> {
         questions.len(),
         precision.name()
     );
-    let mut defaults = profile.defaults(tok.pad_id);
-    for t in [&mut defaults.engram_train, &mut defaults.lora_train] {
-        t.max_steps = args.max_steps.or(t.max_steps);
-        t.stop_after = args.stop_after.or(t.stop_after);
-    }
     let inputs = StudyInputs {
         model_dir,
         vocab: Arc::new(CompressedVocab::from_tokenizer(&tok.inner)?),

@@ -80,6 +80,14 @@ fn train_at(model: &Path, data: &Path, out: &Path, ecfg: &Path, extra: &[&str]) 
         .arg("--engram-config")
         .arg(ecfg)
         .args(["--lr", "1e-2", "--max-steps", "4", "--save-every", "2"])
+        .args([
+            "--micro-batch",
+            "4",
+            "--grad-accum",
+            "1",
+            "--eval-every",
+            "0",
+        ])
         .args(extra)
         .env_remove("RUST_BACKTRACE");
     cmd
@@ -340,10 +348,7 @@ fn start_up_checks_fail_before_the_first_step_and_touch_nothing() {
     fails(
         &run_train(&s, &["--max-len", "4096"]),
         1,
-        &[
-            "`max_len`",
-            "--max-len 4096 exceeds the model's 512 positions",
-        ],
+        &["`max_len`", "4096 exceeds the model's 512 positions"],
     );
     assert!(!s.out.exists());
     // a typo in an Engram config of ours is named, not a silent default

@@ -2,6 +2,8 @@
 //! (a bar) and off one (plain lines, for nohup, batch jobs and CI logs).
 #![allow(dead_code)] // each example uses its own part
 
+pub mod flags;
+
 use std::io::IsTerminal;
 
 use burn_engram::study::train::StepMetrics;

@@ -20,6 +20,7 @@
 pub mod base;
 pub mod data;
 pub mod eval;
+mod job;
 mod plot;
 mod report;
 mod runner;
@@ -33,6 +34,7 @@ pub use base::{
     CORPUS, CorpusRecord, PROBE, PROBE_PRIMER, base_config, base_model_dir, corpus_records,
     heldout_documents, pretrain_documents, probe_questions, train_tokenizer,
 };
+pub use job::{JobEvent, TrainJob, TrainSummary, run_train_job};
 pub use plot::{ablation_figure, eval_loss_curves, frontier, learning_vs_forgetting, score_bars};
 pub use report::{
     MatchedRow, ResultsFile, by_label, matched_loss, matched_table, mean_sd, table, write_results,

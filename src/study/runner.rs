@@ -211,7 +211,7 @@ pub fn run_one(
     let base = load_qwen3(&inputs.model_dir, device, inputs.dtype)?;
     let (trainable, steps, scores) = match run.method {
         Method::Base => {
-            let s = measure(inputs, &base.valid(), 0, on_event)?;
+            let s = measure(inputs, &base.valid(), run, 0, on_event)?;
             (0, 0, vec![s])
         }
         Method::Lora => {
@@ -294,6 +294,7 @@ pub(crate) fn run_config(run: &ResolvedRun) -> serde_json::Value {
 fn measure<M: TrainableLm + CausalLm>(
     inputs: &StudyInputs,
     model: &M,
+    run: &ResolvedRun,
     step: usize,
     on_event: &mut dyn FnMut(Event),
 ) -> Result<CheckpointScore> {
@@ -303,7 +304,7 @@ fn measure<M: TrainableLm + CausalLm>(
         &inputs.data.eval_answer_start,
         inputs.tok.eos_id,
         inputs.tok.pad_id,
-        8,
+        run.train.micro_batch, // the run's batch (the answers do not depend on it)
         &inputs.device,
     )?;
     let total = inputs.questions.len();
@@ -376,7 +377,7 @@ fn fit<M: TrainableLm + CausalLm>(
                 return Ok(());
             }
             let mut ev = on_event.borrow_mut();
-            let score = measure(inputs, &model.valid(), m.step, &mut **ev)?;
+            let score = measure(inputs, &model.valid(), run, m.step, &mut **ev)?;
             let line = serde_json::to_string(&score).unwrap_or_default();
             writeln!(scores_file, "{line}").map_err(|e| EngramError::io(&scores_path, e))
         },
@@ -392,7 +393,7 @@ fn fit<M: TrainableLm + CausalLm>(
     if scores.last().is_none_or(|s| s.step != last) {
         // Killed after the last step but before its scores were written.
         let mut ev = on_event.borrow_mut();
-        scores.push(measure(inputs, &model.valid(), last, &mut **ev)?);
+        scores.push(measure(inputs, &model.valid(), run, last, &mut **ev)?);
     }
     Ok((model, last, scores))
 }

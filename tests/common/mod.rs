@@ -148,8 +148,15 @@ pub fn example(name: &str) -> PathBuf {
     let profile_dir = exe.parent().unwrap().parent().unwrap().to_path_buf(); // target/<profile>
     let bin = profile_dir.join("examples").join(name);
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let main = root.join(format!("examples/{name}.rs"));
+    // examples/common/ counts only for the examples that include it
+    let uses_common = std::fs::read_to_string(&main).is_ok_and(|t| t.contains("mod common;"));
     let sources = newest(&root.join("src"))
-        .max(newest(&root.join("examples/common")))
+        .max(
+            uses_common
+                .then(|| newest(&root.join("examples/common")))
+                .flatten(),
+        )
         .max(
             root.join(format!("examples/{name}.rs"))
                 .metadata()
