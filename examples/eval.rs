@@ -14,42 +14,35 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use burn::tensor::Device;
-use burn_engram::device::select_device;
+use burn_engram::Result;
 use burn_engram::host::AdaptedQwen3;
 use burn_engram::host::qwen3::Qwen3Tokenizer;
-use burn_engram::precision::Precision;
 use burn_engram::study::data::dataset::{DataConfig, build, load_samples};
 use burn_engram::study::eval::truthfulqa::{
     TRUTHFULQA_MC_REVISED, TRUTHFULQA_MC_V1, evaluate, load_questions, parse_questions,
 };
 use burn_engram::study::train::eval_loss;
-use clap::{ArgGroup, Parser};
+use clap::Parser;
+use common::flags::{Added, DeviceFlags, ModelDir, finish};
 use indicatif::{ProgressBar, ProgressStyle};
 
-// Burn's CPU backend allocates a fresh buffer for every op's output; mimalloc keeps freed
-// memory for reuse instead of handing it back to the OS, saving the page faults of each new
-// buffer (measured in docs/BENCHMARKS.md).
+// Burn's CPU backend allocates per op; mimalloc reuses freed memory (docs/BENCHMARKS.md).
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser, Debug)]
 #[command(about = "Eval loss and TruthfulQA MC1/MC2 of a Qwen3 model")]
-#[command(group(ArgGroup::new("adapter").args(["engram", "lora"])))]
 struct Args {
-    /// Hugging Face Qwen3 folder.
-    #[arg(long)]
-    model_dir: PathBuf,
-    /// Engram folder (save_pretrained output or a TinyEngram model folder).
-    #[arg(long)]
-    engram: Option<PathBuf>,
-    /// PEFT LoRA adapter folder.
-    #[arg(long)]
-    lora: Option<PathBuf>,
+    #[command(flatten)]
+    model: ModelDir,
+    #[command(flatten)]
+    added: Added,
     /// Comma-separated: loss, truthfulqa.
-    #[arg(long, default_value = "truthfulqa")]
-    tasks: String,
+    #[arg(long, default_value = "truthfulqa", value_delimiter = ',',
+          value_parser = ["loss", "truthfulqa"])]
+    tasks: Vec<String>,
     /// Prepared samples (JSON lines) whose held-out split gives the eval loss.
-    #[arg(long)]
+    #[arg(long, required_if_eq("tasks", "loss"))]
     data: Option<PathBuf>,
     /// Only the first N TruthfulQA questions.
     #[arg(long, value_parser = common::at_least_one)]
@@ -58,18 +51,13 @@ struct Args {
     #[arg(long, default_value = "v1")]
     truthfulqa: String,
     /// Longest training sequence (the eval split is built as for training).
-    #[arg(long, default_value_t = 2048)]
+    #[arg(long, default_value_t = DataConfig::default().max_len)]
     max_len: usize,
     /// Sequences per forward pass for the eval loss.
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 4, value_parser = common::at_least_one)]
     micro_batch: usize,
-    /// cpu, wgpu or cuda.
-    #[arg(long, default_value = "cpu")]
-    device: String,
-    /// Backbone precision: auto (bf16 on a GPU that computes in it, f32 on the CPU), f32 or
-    /// bf16. Trained parameters stay f32 either way.
-    #[arg(long, default_value = "auto")]
-    dtype: String,
+    #[command(flatten)]
+    device: DeviceFlags,
     /// Write the JSON result here too.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -81,67 +69,51 @@ fn loss_of(
     pad: u32,
     mb: usize,
     device: &Device,
-) -> burn_engram::Result<f64> {
+) -> Result<f64> {
     match model {
         AdaptedQwen3::Base(m) | AdaptedQwen3::Lora(m) => eval_loss(m, seqs, pad, mb, device),
         AdaptedQwen3::Engram(m) => eval_loss(m, seqs, pad, mb, device),
     }
 }
 
-fn run(args: Args) -> Result<serde_json::Value, String> {
+fn run(args: Args) -> Result<()> {
     let start = Instant::now();
-    let tasks: Vec<&str> = args.tasks.split(',').map(str::trim).collect();
-    if let Some(t) = tasks.iter().find(|t| !["loss", "truthfulqa"].contains(t)) {
-        return Err(format!("--tasks: unknown task `{t}` (loss, truthfulqa)"));
-    }
-    let device = select_device(&args.device).map_err(|e| e.to_string())?;
-    let precision = Precision::select(&args.dtype, &device).map_err(|e| e.to_string())?;
-    let tok = Qwen3Tokenizer::from_dir(&args.model_dir).map_err(|e| e.to_string())?;
-    let model = AdaptedQwen3::load(
-        &args.model_dir,
-        args.engram.as_deref(),
-        args.lora.as_deref(),
-        &tok,
-        &device,
-        precision.dtype(),
-    )
-    .map_err(|e| e.to_string())?;
+    let has = |t: &str| args.tasks.iter().any(|x| x == t);
+    let (device, precision) = args.device.select(false)?;
+    let dir = &args.model.model_dir;
+    let tok = Qwen3Tokenizer::from_dir(dir)?;
+    let (engram, lora) = (args.added.engram.as_deref(), args.added.lora.as_deref());
+    let model = AdaptedQwen3::load(dir, engram, lora, &tok, &device, precision.dtype())?;
 
-    let eval_loss = if tasks.contains(&"loss") {
-        let data = args.data.as_ref().ok_or("--tasks loss needs --data")?;
-        let samples = load_samples(data).map_err(|e| e.to_string())?;
-        let split = build(
-            &samples,
-            &tok,
-            &DataConfig {
+    let eval_loss = match args.data.as_ref().filter(|_| has("loss")) {
+        Some(data) => {
+            let samples = load_samples(data)?;
+            let cfg = DataConfig {
                 max_len: args.max_len,
                 ..DataConfig::default()
-            },
-        )
-        .map_err(|e| e.to_string())?;
-        Some(
-            loss_of(&model, &split.eval, tok.pad_id, args.micro_batch, &device)
-                .map_err(|e| e.to_string())?,
-        )
-    } else {
-        None
-    };
-    let (mc1, mc2, n) = if tasks.contains(&"truthfulqa") {
-        let mut questions = match args.truthfulqa.as_str() {
-            "v1" => parse_questions(TRUTHFULQA_MC_V1, Path::new("truthfulqa_mc_v1.jsonl")),
-            "revised" => parse_questions(TRUTHFULQA_MC_REVISED, Path::new("truthfulqa_mc.jsonl")),
-            path => load_questions(path),
+            };
+            let split = build(&samples, &tok, &cfg)?;
+            Some(loss_of(
+                &model,
+                &split.eval,
+                tok.pad_id,
+                args.micro_batch,
+                &device,
+            )?)
         }
-        .map_err(|e| e.to_string())?;
+        None => None,
+    };
+    let (mc1, mc2, n) = if has("truthfulqa") {
+        let mut questions = match args.truthfulqa.as_str() {
+            "v1" => parse_questions(TRUTHFULQA_MC_V1, Path::new("truthfulqa_mc_v1.jsonl"))?,
+            "revised" => parse_questions(TRUTHFULQA_MC_REVISED, Path::new("truthfulqa_mc.jsonl"))?,
+            path => load_questions(path)?,
+        };
         questions.truncate(args.limit.unwrap_or(questions.len()));
-        let bar = ProgressBar::new(questions.len() as u64).with_style(
-            ProgressStyle::with_template(
-                "truthfulqa {bar:30} {pos}/{len} [{elapsed_precise} < {eta}]",
-            )
-            .map_err(|e| e.to_string())?,
-        );
-        let r = evaluate(&model, &tok, &questions, |i| bar.set_position(i as u64))
-            .map_err(|e| e.to_string())?;
+        let style = "truthfulqa {bar:30} {pos}/{len} [{elapsed_precise} < {eta}]";
+        let bar = ProgressBar::new(questions.len() as u64)
+            .with_style(ProgressStyle::with_template(style).expect("static template"));
+        let r = evaluate(&model, &tok, &questions, |i| bar.set_position(i as u64))?;
         bar.finish_and_clear();
         (Some(r.mc1), Some(r.mc2), r.n_questions)
     } else {
@@ -149,51 +121,30 @@ fn run(args: Args) -> Result<serde_json::Value, String> {
     };
     let seconds = start.elapsed().as_secs_f64();
     let fmt = |v: Option<f64>| v.map_or("-".to_string(), |x| format!("{x:.4}"));
+    let (method, added) = (model.method(), model.added_params());
     eprintln!(
         "{:<8} {:>12} {:>10} {:>8} {:>8} {:>6} {:>9}",
         "method", "added", "eval_loss", "mc1", "mc2", "n", "seconds"
     );
     eprintln!(
-        "{:<8} {:>12} {:>10} {:>8} {:>8} {:>6} {:>8.1}s",
-        model.method(),
-        model.added_params(),
+        "{method:<8} {added:>12} {:>10} {:>8} {:>8} {n:>6} {seconds:>8.1}s",
         fmt(eval_loss),
         fmt(mc1),
-        fmt(mc2),
-        n,
-        seconds
+        fmt(mc2)
     );
-    Ok(serde_json::json!({
-        "truthfulqa_mc1": mc1,
-        "truthfulqa_mc2": mc2,
-        "n_questions": n,
-        "eval_loss": eval_loss,
-        "model": args.model_dir.display().to_string(),
-        "method": model.method(),
-        "dtype": precision.name(),
-        "trainable_params": model.added_params(),
-        "seconds": seconds,
-    }))
+    let v = serde_json::json!({
+        "truthfulqa_mc1": mc1, "truthfulqa_mc2": mc2, "n_questions": n, "eval_loss": eval_loss,
+        "model": dir.display().to_string(), "method": method, "dtype": precision.name(),
+        "trainable_params": added, "seconds": seconds,
+    });
+    println!("{v}");
+    match &args.out {
+        Some(path) => burn_engram::io::write_atomic(path, format!("{v:#}\n").as_bytes()),
+        None => Ok(()),
+    }
 }
 
 fn main() -> ExitCode {
     common::init_logging();
-    let args = Args::parse();
-    let out = args.out.clone();
-    match run(args) {
-        Ok(v) => {
-            println!("{v}");
-            if let Some(path) = out
-                && let Err(e) = std::fs::write(&path, format!("{v:#}\n"))
-            {
-                eprintln!("error: {}: {e}", path.display());
-                return ExitCode::FAILURE;
-            }
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    finish(run(Args::parse()))
 }

@@ -15,15 +15,15 @@
 #[path = "common/mod.rs"]
 mod common;
 
+use common::flags::DeviceFlags;
+
 use std::cell::RefCell;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use burn_engram::device::select_device;
 use burn_engram::host::qwen3::Qwen3Tokenizer;
-use burn_engram::precision::Precision;
 use burn_engram::study::data::dataset::{DataConfig, build};
 use burn_engram::study::data::glaive::prepare;
 use burn_engram::study::data::synth_glaive::generate_jsonl;
@@ -113,12 +113,8 @@ struct Args {
     /// 100 otherwise).
     #[arg(long)]
     probe_every: Option<usize>,
-    /// cpu, wgpu or cuda.
-    #[arg(long, default_value = "cpu")]
-    device: String,
-    /// Compute dtype of the frozen base: auto (bf16 on a GPU that computes in it), f32, bf16.
-    #[arg(long, default_value = "auto")]
-    dtype: String,
+    #[command(flatten)]
+    device: DeviceFlags,
 }
 
 fn bar_style() -> ProgressStyle {
@@ -139,8 +135,7 @@ fn run(args: Args) -> Result<()> {
         None if real => Profile::Published,
         None => Profile::Miniature,
     };
-    let device = select_device(&args.device)?.autodiff();
-    let precision = Precision::select(&args.dtype, &device)?;
+    let (device, precision) = args.device.select(true)?;
     let tok = Qwen3Tokenizer::from_dir(&model_dir)?;
 
     let raw = match &args.data {
@@ -327,11 +322,5 @@ fn run(args: Args) -> Result<()> {
 
 fn main() -> ExitCode {
     common::init_logging();
-    match run(Args::parse()) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    common::flags::finish(run(Args::parse()))
 }
