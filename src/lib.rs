@@ -87,3 +87,8 @@ pub use memory::{
     InitOptions, MultiHeadEmbedding, ShortConv,
 };
 pub use vocab::CompressedVocab;
+
+// The README's Rust snippets compile (and the runnable ones run) as doc tests.
+#[cfg(all(doctest, feature = "study"))]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
