@@ -3,6 +3,7 @@
 #![allow(dead_code)] // each example uses its own part
 
 pub mod flags;
+pub mod study_view;
 
 use std::io::IsTerminal;
 

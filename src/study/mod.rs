@@ -25,6 +25,7 @@ mod plot;
 mod report;
 mod runner;
 pub mod runs;
+mod setup;
 mod spec;
 pub mod train;
 
@@ -40,6 +41,7 @@ pub use report::{
     MatchedRow, ResultsFile, by_label, matched_loss, matched_table, mean_sd, table, write_results,
 };
 pub use runner::{CheckpointScore, Event, RunResult, StudyInputs, finished, run_manifest, run_one};
+pub use setup::{Study, StudySetup, select_main_runs};
 pub use spec::{Ablation, Defaults, Method, Profile, ResolvedRun, RunSpec, load_ablations};
 
 use crate::error::Result;
@@ -170,4 +172,37 @@ pub fn run_ablation(
         &results,
     )?;
     Ok(results)
+}
+
+/// Every ablation study under `dir` ([`load_ablations`]) in turn ([`run_ablation`], runs
+/// equal to one in `main` or in an earlier study copied, not retrained), then
+/// `out/ablations/frontier.png`: every run's final (eval loss, MC1) with the base.
+/// `on_done` gets each study's results as it finishes. Returns every ablation run.
+#[allow(clippy::too_many_arguments)]
+pub fn run_ablations(
+    inputs: &StudyInputs,
+    defaults: &Defaults,
+    dir: &Path,
+    seeds: usize,
+    main: &[RunResult],
+    out: &Path,
+    on_event: &mut dyn FnMut(&str, Event),
+    on_done: &mut dyn FnMut(&Ablation, &[RunResult]),
+) -> Result<Vec<RunResult>> {
+    let base = main.iter().find(|r| r.method == "base");
+    let mut done = main.to_vec();
+    let mut all = Vec::new();
+    for ab in load_ablations(dir)? {
+        let r = run_ablation(inputs, defaults, &ab, seeds, base, &mut done, out, on_event)?;
+        on_done(&ab, &r);
+        all.extend(r);
+    }
+    let mut with_base = all.clone();
+    with_base.extend(base.cloned());
+    frontier(
+        &out.join("ablations").join("frontier.png"),
+        "Learning vs keeping knowledge across the ablation runs",
+        &with_base,
+    )?;
+    Ok(all)
 }
