@@ -22,6 +22,7 @@ pub mod data;
 pub mod eval;
 mod job;
 mod plot;
+mod pretrain;
 mod report;
 mod runner;
 pub mod runs;
@@ -37,6 +38,7 @@ pub use base::{
 };
 pub use job::{JobEvent, TrainJob, TrainSummary, run_train_job};
 pub use plot::{ablation_figure, eval_loss_curves, frontier, learning_vs_forgetting, score_bars};
+pub use pretrain::{PretrainConfig, PretrainReport, pretrain};
 pub use report::{
     MatchedRow, ResultsFile, by_label, matched_loss, matched_table, mean_sd, table, write_results,
 };
