@@ -196,7 +196,9 @@ pub enum EngramError {
 pub type Result<T, E = EngramError> = std::result::Result<T, E>;
 
 impl EngramError {
-    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+    /// An I/O error on `path` ([`EngramError::Io`]), for callers that read or write files
+    /// beside the crate's own.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Self::Io {
             path: path.into(),
             source,
