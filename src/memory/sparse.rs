@@ -8,7 +8,6 @@
 //! (duplicate reads summed by the embedding backward), and
 //! [`LazyAdamW`](crate::memory::LazyAdamW) writes the U updated rows back.
 
-use burn::module::Param;
 use burn::tensor::{Device, Gradients, Int, Tensor, TensorData};
 use rayon::prelude::*;
 
@@ -190,19 +189,7 @@ impl EngramLayers {
                 let data = TensorData::new(local, [h.batch, h.seq_len, h.heads]);
                 locals[j].push((layer_id, Tensor::from_data(data, device)));
             }
-            let u = touched.unique().len();
-            let rows = Tensor::<1, Int>::from_data(
-                TensorData::new(touched.unique().to_vec(), [u]),
-                device,
-            );
-            let leaf = engram
-                .multi_head_embedding
-                .weight
-                .val()
-                .inner()
-                .select(0, rows.clone().inner())
-                .autodiff()
-                .require_grad();
+            let (rows, leaf) = engram.multi_head_embedding.touched_leaf(&touched, device);
             layers.push(SparseLayer {
                 layer_id,
                 rows,
@@ -252,22 +239,10 @@ impl EngramLayers {
         );
         for (i, l) in tables.layers.into_iter().enumerate() {
             let Some(grad) = l.grad else { continue };
-            // the sub-table is a copy of the rows (not a view of the table): its values are
-            // the rows' current values
-            let values = l.leaf.inner();
             let state = states.states[i].take();
-            let engram = &mut self.layers[i];
-            let weight = std::mem::replace(
-                &mut engram.multi_head_embedding.weight,
-                Param::from_tensor(Tensor::empty([0, 0], &grad.device())),
-            );
-            let mut new_state = None;
-            engram.multi_head_embedding.weight = weight.map(|t| {
-                let (t, s) = optim.step_with_values(lr, t, l.rows, values, grad, state);
-                new_state = Some(s);
-                t
-            });
-            states.states[i] = new_state;
+            let table = &mut self.layers[i].multi_head_embedding;
+            let new_state = table.apply_lazy_adam(optim, lr, l.rows, l.leaf, grad, state);
+            states.states[i] = Some(new_state);
         }
         self
     }

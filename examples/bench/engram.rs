@@ -1,0 +1,95 @@
+//! The Engram module forward and forward + backward at the headline shape, and hashing
+//! ahead on a worker thread (`HashPrefetcher`) against hashing inline.
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use burn::module::Module;
+use burn::tensor::Tensor;
+use burn_engram::hashing::HashPrefetcher;
+use burn_engram::{EngramLayers, InitOptions};
+use serde_json::{Value, json};
+
+use crate::{Ctx, Workloads, best, sync, time, tokens};
+
+pub fn run(ctx: &Ctx, w: &mut Workloads) -> burn_engram::Result<()> {
+    let (b, t, xb, head) = (ctx.args.batch, ctx.args.seq, &ctx.xb, &ctx.head);
+    // --- the Engram module, forward and forward + backward, headline shape -----------------
+    if ctx.want("engram") {
+        let hidden = 1024;
+        let layers = EngramLayers::new(
+            &head,
+            ctx.vocab.clone(),
+            hidden,
+            InitOptions::default(),
+            &ctx.ad,
+        )?;
+        let batch = layers.prepare(xb, b, t, &ctx.ad)?;
+        let normal = burn::tensor::Distribution::Normal(0.0, 1.0);
+        let hs = Tensor::<4>::random([b, t, 1, hidden], normal, &ctx.ad);
+        let gout = Tensor::<4>::random([b, t, 1, hidden], normal, &ctx.ad);
+        let mut r = time(ctx.engram_reps, || {
+            let out = layers.memory(1, hs.clone(), &batch).expect("forward");
+            let grads = (out * gout.clone()).sum().backward();
+            black_box(grads);
+            sync(&ctx.ad);
+        });
+        r.insert("tokens_per_s".into(), json!((b * t) as f64 / best(&r)));
+        w.insert("engram_fwd_bwd".into(), Value::Object(r));
+
+        let valid = layers.valid();
+        let batch = valid.prepare(xb, b, t, &ctx.device)?;
+        let hs = hs.inner();
+        let mut r = time(ctx.engram_reps, || {
+            black_box(valid.memory(1, hs.clone(), &batch).expect("forward"));
+            sync(&ctx.device);
+        });
+        r.insert("tokens_per_s".into(), json!((b * t) as f64 / best(&r)));
+        w.insert("engram_fwd".into(), Value::Object(r));
+
+        // hashing ahead: n steps of (hash, upload, memory read), hashed inline vs by a
+        // HashPrefetcher on its own thread
+        let steps = if ctx.args.quick { 4 } else { 10 };
+        let hasher = valid.hasher().clone();
+        let engram = valid.layer(1).expect("layer 1");
+        let step_ids: Vec<Vec<i64>> = (0..steps).map(|s| tokens(b * t, 10 + s as u64)).collect();
+        let run_step = |h: &burn_engram::HashIds| -> Result<(), burn_engram::EngramError> {
+            let batch = valid.upload(h, &ctx.device)?;
+            black_box(engram.read_memory(batch.rows(1).expect("rows").clone()));
+            sync(&ctx.device);
+            Ok(())
+        };
+        let t0 = Instant::now();
+        for ids in &step_ids {
+            black_box(hasher.hash(ids, b, t)?);
+        }
+        let hash_s = t0.elapsed().as_secs_f64();
+        let t0 = Instant::now();
+        for ids in &step_ids {
+            run_step(&hasher.hash(ids, b, t)?)?;
+        }
+        let inline_s = t0.elapsed().as_secs_f64();
+        let t0 = Instant::now();
+        let prefetch = HashPrefetcher::spawn(
+            hasher.clone(),
+            step_ids.clone().into_iter().map(move |ids| (ids, b, t)),
+            2,
+        );
+        for h in prefetch {
+            run_step(&h?)?;
+        }
+        let prefetch_s = t0.elapsed().as_secs_f64();
+        w.insert(
+            "prefetch_overlap".into(),
+            json!({
+                "steps": steps,
+                "inline_s": inline_s,
+                "prefetch_s": prefetch_s,
+                "hash_s": hash_s,
+                "hidden_fraction": (inline_s - prefetch_s) / hash_s,
+            }),
+        );
+    }
+
+    Ok(())
+}
