@@ -164,14 +164,30 @@ impl EngramLayers {
                 "a sparse step needs at least one micro-batch".into(),
             ));
         }
-        let hashed = micro_batches
+        let hashes = micro_batches
             .iter()
-            .map(|(ids, b, t)| {
-                let h = self.hash(ids, *b, *t)?;
-                let rows = self.global_rows(&h)?;
-                Ok((h, rows))
-            })
-            .collect::<Result<Vec<(HashIds, _)>>>()?;
+            .map(|(ids, b, t)| self.hash(ids, *b, *t))
+            .collect::<Result<Vec<HashIds>>>()?;
+        self.prepare_sparse_hashed(&hashes, gate, device)
+    }
+
+    /// [`prepare_sparse`](Self::prepare_sparse) for micro-batches already hashed (by a data
+    /// loader, ahead of the step).
+    pub fn prepare_sparse_hashed(
+        &self,
+        hashes: &[HashIds],
+        gate: GateMode,
+        device: &Device,
+    ) -> Result<(SparseTables, Vec<EngramBatch>)> {
+        if hashes.is_empty() {
+            return Err(EngramError::BadBatch(
+                "a sparse step needs at least one micro-batch".into(),
+            ));
+        }
+        let hashed = hashes
+            .iter()
+            .map(|h| Ok((h, self.global_rows(h)?)))
+            .collect::<Result<Vec<(&HashIds, _)>>>()?;
         let mut layers = Vec::with_capacity(self.layers.len());
         let mut locals: Vec<Vec<(usize, Tensor<3, Int>)>> = vec![Vec::new(); hashed.len()];
         for (i, engram) in self.layers.iter().enumerate() {

@@ -5,6 +5,7 @@ use burn::tensor::activation::log_softmax;
 use burn::tensor::{DType, Device, Int, Tensor, TensorData};
 
 use crate::error::Result;
+use crate::hashing::HashIds;
 use crate::host::qwen3::{Qwen3Engram, Qwen3ForCausalLM};
 use crate::memory::{EngramBatch, EngramLayers, GateMode};
 use crate::study::data::dataset::Batch;
@@ -26,6 +27,19 @@ pub trait TrainableLm: Module + Sized {
     fn map_engram_layers(self, f: impl FnOnce(EngramLayers) -> EngramLayers) -> Self {
         let _ = f;
         self
+    }
+
+    /// [`batch_logits`](Self::batch_logits) with the batch's hash ids computed ahead (by the
+    /// data loader); models without Engram ignore them (the default).
+    fn batch_logits_hashed(
+        &self,
+        batch: &Batch,
+        hashes: &HashIds,
+        gate: GateMode,
+        device: &Device,
+    ) -> Result<Tensor<3>> {
+        let _ = hashes;
+        self.batch_logits(batch, gate, device)
     }
 
     /// [`batch_logits`](Self::batch_logits) reading Engram memory from a prepared batch (the
@@ -67,6 +81,20 @@ impl TrainableLm for Qwen3Engram {
             .prepare(&batch.ids, batch.batch, batch.seq_len, device)?
             .with_gate(gate);
         self.forward(ids, Some(mask), &hashes)
+    }
+
+    fn batch_logits_hashed(
+        &self,
+        batch: &Batch,
+        hashes: &HashIds,
+        gate: GateMode,
+        device: &Device,
+    ) -> Result<Tensor<3>> {
+        self.base
+            .config()
+            .check_token_ids(batch.ids.iter().copied(), batch.seq_len)?;
+        let engram = self.engram.upload(hashes, device)?.with_gate(gate);
+        self.batch_logits_with(batch, &engram, device)
     }
 
     fn engram_layers(&self) -> Option<&EngramLayers> {

@@ -1,7 +1,10 @@
-//! Training only the added parameters: schedule, loss, loop, checkpoints.
+//! Training only the added parameters: the [`Trainer`] (one [`Trainer::step`] at a time,
+//! dense or sparse table updates), the [`StepLoader`] that prepares steps ahead on a worker
+//! thread, schedule, loss, checkpoints.
 
 mod checkpoint;
 mod clip;
+mod loader;
 mod loss;
 mod schedule;
 mod sparse_step;
@@ -12,8 +15,10 @@ pub use checkpoint::{
     save_checkpoint,
 };
 pub use clip::{clip_global_norm, global_grad_norm};
+pub use loader::{LoaderPlan, PreparedStep, StepLoader};
 pub use loss::{TrainableLm, token_loss_sum};
 pub use schedule::CosineSchedule;
 pub use trainer::{
-    OnNonFinite, StepMetrics, TableUpdate, TrainConfig, eval_loss, train, train_observed,
+    OnNonFinite, StepMetrics, StepOutcome, TableUpdate, TrainConfig, Trainer, eval_loss, train,
+    train_observed,
 };

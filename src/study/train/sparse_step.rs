@@ -7,6 +7,7 @@ use super::TrainConfig;
 use super::loss::TrainableLm;
 use super::trainer::TableUpdate;
 use crate::error::{EngramError, Result};
+use crate::hashing::HashIds;
 use crate::memory::LazyAdamW;
 use crate::memory::{EngramBatch, GateMode, SparseTableStates, SparseTables};
 use crate::study::data::dataset::Batch;
@@ -83,22 +84,29 @@ impl SparseUpdater {
         self.states = states;
     }
 
-    /// Hashes the step's micro-batches and gathers the rows they read.
+    /// Gathers the rows the step's micro-batches read, hashing them unless the loader did
+    /// (`hashes`).
     pub(crate) fn prepare<M: TrainableLm>(
         &self,
         model: &M,
         batches: &[Batch],
+        hashes: Option<&[HashIds]>,
         gate: GateMode,
         device: &Device,
     ) -> Result<SparseStep> {
         let layers = model.engram_layers().ok_or_else(|| {
             EngramError::training("table_update", "sparse: the model has no Engram tables")
         })?;
-        let micro: Vec<(&[i64], usize, usize)> = batches
-            .iter()
-            .map(|b| (b.ids.as_slice(), b.batch, b.seq_len))
-            .collect();
-        let (tables, batches) = layers.prepare_sparse(&micro, gate, device)?;
+        let (tables, batches) = match hashes {
+            Some(h) => layers.prepare_sparse_hashed(h, gate, device)?,
+            None => {
+                let micro: Vec<(&[i64], usize, usize)> = batches
+                    .iter()
+                    .map(|b| (b.ids.as_slice(), b.batch, b.seq_len))
+                    .collect();
+                layers.prepare_sparse(&micro, gate, device)?
+            }
+        };
         Ok(SparseStep { tables, batches })
     }
 

@@ -7,17 +7,15 @@ use std::time::Instant;
 
 use burn::lr_scheduler::module_lr_scheduler::{ModuleLearningRate, ModuleLrScheduler};
 use burn::module::ParamGroup;
-use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams};
+use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams, ModuleOptimizer};
 use burn::tensor::Device;
-use rand::SeedableRng;
-use rand::rngs::StdRng;
-use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
 use super::checkpoint::{
     CheckpointConfig, latest_checkpoint, load_checkpoint_with, save_checkpoint_with,
 };
 use super::clip::clip_global_norm;
+use super::loader::{LoaderPlan, PreparedStep, StepLoader};
 use super::loss::{TrainableLm, token_loss_sum};
 use super::schedule::CosineSchedule;
 use super::sparse_step::SparseUpdater;
@@ -342,9 +340,12 @@ pub fn train<M: TrainableLm>(
 /// (every `cfg.eval_every` steps and the last), with the model as it is after that step, so
 /// the caller can score it further (the study measures its answers and the multiple-choice
 /// probe there). An error from `on_eval` stops training.
+///
+/// The loop itself: a [`StepLoader`] prepares the steps (padding, hash ids) on a worker
+/// thread, a [`Trainer`] takes them one [`Trainer::step`] at a time.
 #[allow(clippy::too_many_arguments)]
 pub fn train_observed<M: TrainableLm>(
-    mut model: M,
+    model: M,
     data: &StudyData,
     pad_id: u32,
     cfg: &TrainConfig,
@@ -353,231 +354,369 @@ pub fn train_observed<M: TrainableLm>(
     mut on_step: impl FnMut(&StepMetrics),
     mut on_eval: impl FnMut(&StepMetrics, &M) -> Result<()>,
 ) -> Result<(M, Vec<StepMetrics>)> {
-    cfg.validate()?;
-    let per_step = cfg.micro_batch * cfg.grad_accum;
-    if data.train.is_empty() {
-        return Err(EngramError::BadBatch("no training sequences".into()));
-    }
-    let (schedule_steps, total_steps, n_epochs) = cfg.plan(data.train.len());
-    let schedule = CosineSchedule::new(schedule_steps, cfg.warmup_ratio);
-    let adamw = |wd: f32| {
-        AdamWConfig::new()
-            .with_beta_1(cfg.beta1)
-            .with_beta_2(cfg.beta2)
-            .with_epsilon(cfg.eps)
-            .with_weight_decay(wd)
-    };
-    // constant patterns: a failure to compile one is a bug here, not a user error
-    let biases = ParamGroup::from_regex(r"(^|\.)bias$").expect("the bias pattern compiles");
-    let tables = ParamGroup::from_regex(r"(^|\.)multi_head_embedding\.weight$")
-        .expect("the table pattern compiles");
-    let mut optim = adamw(cfg.weight_decay)
-        .init()
-        .with_group(biases, adamw(0.0).build(), None);
-    if let Some(wd) = cfg.table_weight_decay {
-        optim = optim.with_group(tables.clone(), adamw(wd).build(), None);
-    }
-    let mut sparse = SparseUpdater::new(cfg, &model)?;
-    if sparse.is_some() {
-        model = model.map_engram_layers(|l| l.with_tables_trainable(false));
-    }
-    let mut start_step = 0;
-    let mut latest: Option<PathBuf> = None;
-    if let Some(c) = checkpoints.filter(|c| c.resume)
-        && let Some(path) = latest_checkpoint(&c.dir)?
-    {
-        let host = device.clone().without_autodiff();
-        let sparse_device = sparse.as_ref().map(|_| &host);
-        let (m, o, state, states) = load_checkpoint_with(model, optim, &path, sparse_device)?;
-        (model, optim, start_step) = (m, o, state.step);
-        if let (Some(s), Some(states)) = (&mut sparse, states) {
-            s.set_states(states);
-        }
-        latest = Some(path);
-    }
-
+    let mut trainer = Trainer::new(model, cfg, data.train.len(), device, checkpoints)?;
+    let plan = trainer.plan();
+    let hasher = trainer.model().engram_layers().map(|l| l.hasher().clone());
     let start = Instant::now();
-    let mut metrics = Vec::with_capacity(total_steps);
-    let mut step = 0usize;
-    'epochs: for epoch in 0..n_epochs {
-        let mut order: Vec<usize> = (0..data.train.len()).collect();
-        order.shuffle(&mut StdRng::seed_from_u64(
-            cfg.seed.wrapping_add(epoch as u64),
-        ));
-        for step_items in order.chunks(per_step) {
-            if step >= total_steps {
-                break 'epochs;
-            }
-            if step < start_step {
-                step += 1; // done before the checkpoint this run resumed from
-                continue;
-            }
-            let t0 = Instant::now();
-            let micro: Vec<Vec<&[u32]>> = step_items
-                .chunks(cfg.micro_batch.max(1))
-                .map(|c| c.iter().map(|&i| data.train[i].as_slice()).collect())
-                .collect();
-            let batches = micro
-                .iter()
-                .map(|refs| make_batch(refs, pad_id))
-                .collect::<Result<Vec<_>>>()?;
-            let tokens: usize = batches.iter().map(|b| b.label_tokens).sum();
-            if tokens == 0 {
-                step += 1; // nothing to learn from: the step passes without an update
-                continue;
-            }
-            let gate = cfg.gate.at(step);
-            let mut accumulator = GradientsAccumulator::<M>::new();
-            let mut loss_sum = 0.0f64;
-            let mut skipped: Option<String> = None;
-            let skip = cfg.on_non_finite == OnNonFinite::SkipStep;
-            let mut sparse_step = match &sparse {
-                Some(s) => Some(s.prepare(&model, &batches, gate, device)?),
-                None => None,
+    let mut metrics = Vec::with_capacity(plan.total_steps);
+    std::thread::scope(|scope| -> Result<()> {
+        for prepared in StepLoader::spawn(scope, data, pad_id, cfg, hasher, plan) {
+            let prepared = prepared?;
+            let (epoch, t0) = (prepared.epoch, Instant::now());
+            let Some(outcome) = trainer.step(prepared)? else {
+                continue; // nothing to learn from: the step passes without an update
             };
-            for (i, batch) in batches.iter().enumerate() {
-                let logits = match &sparse_step {
-                    Some(s) => model.batch_logits_with(batch, s.batch(i), device)?,
-                    None => model.batch_logits(batch, gate, device)?,
-                };
-                let loss = token_loss_sum(logits, batch).div_scalar(tokens as f64);
-                let value = loss.clone().into_scalar::<f32>() as f64;
-                if !value.is_finite() {
-                    let bad = non_finite_params(&model)?;
-                    if bad.is_empty() && skip {
-                        skipped = Some(format!("non-finite training loss ({value})"));
-                        loss_sum = value;
-                        break;
-                    }
-                    let found = if bad.is_empty() {
-                        format!("the loss is {value} while every parameter is finite")
-                    } else {
-                        format!(
-                            "the loss is {value}; parameters holding NaN or infinity: {}",
-                            describe(&bad)
-                        )
-                    };
-                    return Err(non_finite(step + 1, "training loss", found, &latest));
-                }
-                loss_sum += value;
-                let grads = loss.backward();
-                if let Some(s) = &mut sparse_step {
-                    s.accumulate(&grads);
-                }
-                accumulator.accumulate(&model, GradientsParams::from_grads(grads, &model));
+            if let Some(c) = checkpoints {
+                trainer.checkpoint_if_due(c)?;
             }
-            let lr = cfg.lr * schedule.factor(step);
-            let mut grad_norm = None;
-            if let Some(bad) = sparse_step.as_ref().map(|s| s.non_finite_layers())
-                && !bad.is_empty()
-                && skipped.is_none()
-            {
-                let found = format!("NaN or infinite table-row gradients in Engram layers {bad:?}");
-                if !skip {
-                    return Err(non_finite(step + 1, "gradient", found, &latest));
-                }
-                skipped = Some(format!("non-finite gradient: {found}"));
-            }
-            if skipped.is_none() {
-                let mut grads = accumulator.grads();
-                if non_finite_grad_count(&model, &grads)? > 0.0 {
-                    let found = describe(&non_finite_grads(&model, &grads)?);
-                    if !skip {
-                        let found = format!("NaN or infinite gradient elements in {found}");
-                        return Err(non_finite(step + 1, "gradient", found, &latest));
-                    }
-                    skipped = Some(format!("non-finite gradient of {found}"));
-                } else if let Some(max) = cfg.max_grad_norm {
-                    let (clipped, norm) = clip_global_norm(&model, grads, max)?;
-                    grad_norm = Some(norm);
-                    grads = clipped;
-                    if !norm.is_finite() {
-                        let found =
-                            format!("every element is finite but the norm overflows ({norm})");
-                        if !skip {
-                            return Err(non_finite(step + 1, "gradient norm", found, &latest));
-                        }
-                        skipped = Some(format!("non-finite gradient norm: {found}"));
-                    }
-                }
-                if skipped.is_none() {
-                    let lr_module: ModuleLearningRate = if cfg.table_lr_mult != 1.0 {
-                        ModuleLrScheduler::new(lr)
-                            .with_group(tables.clone(), lr * cfg.table_lr_mult)
-                            .step()
-                    } else {
-                        lr.into()
-                    };
-                    model = optim.step(lr_module, model, grads);
-                    if let (Some(s), Some(step)) = (&mut sparse, sparse_step) {
-                        model = s.apply(model, step, lr);
-                    }
-                }
-            }
-            step += 1;
-            if let Some(c) = checkpoints
-                && c.every > 0
-                && step.is_multiple_of(c.every)
-            {
-                latest = Some(match &sparse {
-                    // the tables train outside the dense optimizer: save them with the rest
-                    Some(s) => {
-                        let all = model
-                            .clone()
-                            .map_engram_layers(|l| l.with_tables_trainable(true));
-                        save_checkpoint_with(c, step, &all, &optim, Some(s.states()))?
-                    }
-                    None => save_checkpoint_with(c, step, &model, &optim, None)?,
-                });
-            }
+            let step = trainer.steps_done();
             let eval_loss = if (cfg.eval_every > 0 && step.is_multiple_of(cfg.eval_every))
-                || step == total_steps
+                || step == plan.total_steps
             {
-                Some(eval_loss(
-                    &model,
-                    &data.eval,
-                    pad_id,
-                    cfg.micro_batch,
-                    device,
-                )?)
+                let m = trainer.model();
+                Some(eval_loss(m, &data.eval, pad_id, cfg.micro_batch, device)?)
             } else {
                 None
             };
             let m = StepMetrics {
                 step,
-                total_steps,
+                total_steps: plan.total_steps,
                 epoch,
-                loss: loss_sum,
-                lr,
-                tokens,
-                tokens_per_s: tokens as f64 / t0.elapsed().as_secs_f64().max(1e-9),
+                loss: outcome.loss,
+                lr: outcome.lr,
+                tokens: outcome.tokens,
+                tokens_per_s: outcome.tokens as f64 / t0.elapsed().as_secs_f64().max(1e-9),
                 elapsed_s: start.elapsed().as_secs_f64(),
-                grad_norm,
+                grad_norm: outcome.grad_norm,
                 eval_loss,
-                skipped,
+                skipped: outcome.skipped,
             };
             on_step(&m);
             if m.eval_loss.is_some() {
-                on_eval(&m, &model)?;
+                on_eval(&m, trainer.model())?;
             }
             metrics.push(m);
         }
-    }
-    if sparse.is_some() {
-        model = model.map_engram_layers(|l| l.with_tables_trainable(true));
-    }
-    // what the caller saves next must be a good state too
-    let bad = non_finite_params(&model)?;
-    if !bad.is_empty() {
-        return Err(non_finite(
+        Ok(())
+    })?;
+    Ok((trainer.finish()?, metrics))
+}
+
+/// How the Engram tables get their update: inside the dense AdamW with everything else, or
+/// by lazy AdamW on the rows a step reads.
+enum TableStrategy {
+    Dense,
+    Sparse(SparseUpdater),
+}
+
+/// What one optimizer step did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepOutcome {
+    /// Token-mean training loss over the step's micro-batches.
+    pub loss: f64,
+    /// The learning rate the step used.
+    pub lr: f64,
+    /// Label tokens.
+    pub tokens: usize,
+    /// Global gradient norm before clipping (when clipping).
+    pub grad_norm: Option<f64>,
+    /// Why the update was skipped (`OnNonFinite::SkipStep`).
+    pub skipped: Option<String>,
+}
+
+/// The trainer: the model, its optimizer (AdamW with parameter groups), the schedule, the
+/// table-update strategy and the checkpoint it resumed from. [`train_observed`] drives it;
+/// a custom loop can too:
+///
+/// ```no_run
+/// # fn demo<M: burn_engram::study::train::TrainableLm>(model: M,
+/// #     data: &burn_engram::study::data::dataset::StudyData, device: &burn::tensor::Device)
+/// #     -> burn_engram::Result<M> {
+/// use burn_engram::study::train::{StepLoader, TrainConfig, Trainer};
+/// let cfg = TrainConfig::default();
+/// let mut trainer = Trainer::new(model, &cfg, data.train.len(), device, None)?;
+/// let plan = trainer.plan();
+/// std::thread::scope(|s| -> burn_engram::Result<()> {
+///     for prepared in StepLoader::spawn(s, data, 0, &cfg, None, plan) {
+///         trainer.step(prepared?)?;
+///     }
+///     Ok(())
+/// })?;
+/// trainer.finish()
+/// # }
+/// ```
+pub struct Trainer<'a, M: TrainableLm> {
+    model: Option<M>,
+    optim: ModuleOptimizer,
+    cfg: &'a TrainConfig,
+    device: &'a Device,
+    schedule: CosineSchedule,
+    tables: ParamGroup,
+    strategy: TableStrategy,
+    plan: LoaderPlan,
+    /// Optimizer steps done (the next step's number minus one).
+    step: usize,
+    latest: Option<PathBuf>,
+}
+
+impl<'a, M: TrainableLm> Trainer<'a, M> {
+    /// Validates `cfg`, builds the optimizer (no weight decay on biases; the tables' own
+    /// decay and learning-rate multiple when set) and, with `checkpoints.resume`, restores
+    /// the latest checkpoint under `checkpoints.dir` (parameters, optimizer state, step).
+    pub fn new(
+        mut model: M,
+        cfg: &'a TrainConfig,
+        train_len: usize,
+        device: &'a Device,
+        checkpoints: Option<&CheckpointConfig>,
+    ) -> Result<Self> {
+        cfg.validate()?;
+        if train_len == 0 {
+            return Err(EngramError::BadBatch("no training sequences".into()));
+        }
+        let (schedule_steps, total_steps, epochs) = cfg.plan(train_len);
+        let adamw = |wd: f32| {
+            AdamWConfig::new()
+                .with_beta_1(cfg.beta1)
+                .with_beta_2(cfg.beta2)
+                .with_epsilon(cfg.eps)
+                .with_weight_decay(wd)
+        };
+        // constant patterns: a failure to compile one is a bug here, not a user error
+        let biases = ParamGroup::from_regex(r"(^|\.)bias$").expect("the bias pattern compiles");
+        let tables = ParamGroup::from_regex(r"(^|\.)multi_head_embedding\.weight$")
+            .expect("the table pattern compiles");
+        let mut optim = adamw(cfg.weight_decay)
+            .init()
+            .with_group(biases, adamw(0.0).build(), None);
+        if let Some(wd) = cfg.table_weight_decay {
+            optim = optim.with_group(tables.clone(), adamw(wd).build(), None);
+        }
+        let mut strategy = match SparseUpdater::new(cfg, &model)? {
+            Some(s) => {
+                model = model.map_engram_layers(|l| l.with_tables_trainable(false));
+                TableStrategy::Sparse(s)
+            }
+            None => TableStrategy::Dense,
+        };
+        let (mut step, mut latest) = (0, None);
+        if let Some(c) = checkpoints.filter(|c| c.resume)
+            && let Some(path) = latest_checkpoint(&c.dir)?
+        {
+            let host = device.clone().without_autodiff();
+            let sparse_device = matches!(strategy, TableStrategy::Sparse(_)).then_some(&host);
+            let (m, o, state, states) = load_checkpoint_with(model, optim, &path, sparse_device)?;
+            (model, optim, step) = (m, o, state.step);
+            if let (TableStrategy::Sparse(s), Some(states)) = (&mut strategy, states) {
+                s.set_states(states);
+            }
+            latest = Some(path);
+        }
+        Ok(Self {
+            model: Some(model),
+            optim,
+            cfg,
+            device,
+            schedule: CosineSchedule::new(schedule_steps, cfg.warmup_ratio),
+            tables,
+            strategy,
+            plan: LoaderPlan {
+                start_step: step,
+                total_steps,
+                epochs,
+                ahead: 2,
+            },
             step,
-            "parameter",
-            format!(
-                "after the last step, {} hold NaN or infinity",
-                describe(&bad)
-            ),
-            &latest,
-        ));
+            latest,
+        })
     }
-    Ok((model, metrics))
+
+    /// The steps the loader should prepare: from the resumed step to the run's last.
+    pub fn plan(&self) -> LoaderPlan {
+        self.plan
+    }
+
+    /// Optimizer steps done so far (resumed ones included).
+    pub fn steps_done(&self) -> usize {
+        self.step
+    }
+
+    /// The model as it is now.
+    pub fn model(&self) -> &M {
+        self.model
+            .as_ref()
+            .expect("the trainer holds its model between steps")
+    }
+
+    /// One optimizer step on `prepared`: forward and backward over its micro-batches (the
+    /// loss token-mean over the whole step), the non-finite checks, clipping, the dense
+    /// AdamW update and, with sparse tables, the lazy-AdamW update of the rows read. `None`
+    /// when the step has no label tokens (it passes without an update, as it always did).
+    pub fn step(&mut self, prepared: PreparedStep) -> Result<Option<StepOutcome>> {
+        let cfg = self.cfg;
+        let step = self.step;
+        if prepared.step != step {
+            return Err(EngramError::BadBatch(format!(
+                "the loader prepared step {} while the trainer's next step is {} (a loader of another plan?)",
+                prepared.step + 1,
+                step + 1
+            )));
+        }
+        self.step += 1;
+        let tokens = prepared.tokens;
+        if tokens == 0 {
+            return Ok(None);
+        }
+        let model = self
+            .model
+            .take()
+            .expect("the trainer holds its model between steps");
+        let gate = cfg.gate.at(step);
+        let mut accumulator = GradientsAccumulator::<M>::new();
+        let mut loss_sum = 0.0f64;
+        let mut skipped: Option<String> = None;
+        let skip = cfg.on_non_finite == OnNonFinite::SkipStep;
+        let batches = &prepared.batches;
+        let hashes = prepared.hashes.as_deref();
+        let mut sparse_step = match &self.strategy {
+            TableStrategy::Sparse(s) => {
+                Some(s.prepare(&model, batches, hashes, gate, self.device)?)
+            }
+            TableStrategy::Dense => None,
+        };
+        for (i, batch) in batches.iter().enumerate() {
+            let logits = match (&sparse_step, hashes) {
+                (Some(s), _) => model.batch_logits_with(batch, s.batch(i), self.device)?,
+                (None, Some(h)) => model.batch_logits_hashed(batch, &h[i], gate, self.device)?,
+                (None, None) => model.batch_logits(batch, gate, self.device)?,
+            };
+            let loss = token_loss_sum(logits, batch).div_scalar(tokens as f64);
+            let value = loss.clone().into_scalar::<f32>() as f64;
+            if !value.is_finite() {
+                let bad = non_finite_params(&model)?;
+                if bad.is_empty() && skip {
+                    skipped = Some(format!("non-finite training loss ({value})"));
+                    loss_sum = value;
+                    break;
+                }
+                let found = if bad.is_empty() {
+                    format!("the loss is {value} while every parameter is finite")
+                } else {
+                    format!(
+                        "the loss is {value}; parameters holding NaN or infinity: {}",
+                        describe(&bad)
+                    )
+                };
+                return Err(non_finite(step + 1, "training loss", found, &self.latest));
+            }
+            loss_sum += value;
+            let grads = loss.backward();
+            if let Some(s) = &mut sparse_step {
+                s.accumulate(&grads);
+            }
+            accumulator.accumulate(&model, GradientsParams::from_grads(grads, &model));
+        }
+        let lr = cfg.lr * self.schedule.factor(step);
+        let mut grad_norm = None;
+        if let Some(bad) = sparse_step.as_ref().map(|s| s.non_finite_layers())
+            && !bad.is_empty()
+            && skipped.is_none()
+        {
+            let found = format!("NaN or infinite table-row gradients in Engram layers {bad:?}");
+            if !skip {
+                return Err(non_finite(step + 1, "gradient", found, &self.latest));
+            }
+            skipped = Some(format!("non-finite gradient: {found}"));
+        }
+        let mut model = model;
+        if skipped.is_none() {
+            let mut grads = accumulator.grads();
+            if non_finite_grad_count(&model, &grads)? > 0.0 {
+                let found = describe(&non_finite_grads(&model, &grads)?);
+                if !skip {
+                    let found = format!("NaN or infinite gradient elements in {found}");
+                    return Err(non_finite(step + 1, "gradient", found, &self.latest));
+                }
+                skipped = Some(format!("non-finite gradient of {found}"));
+            } else if let Some(max) = cfg.max_grad_norm {
+                let (clipped, norm) = clip_global_norm(&model, grads, max)?;
+                grad_norm = Some(norm);
+                grads = clipped;
+                if !norm.is_finite() {
+                    let found = format!("every element is finite but the norm overflows ({norm})");
+                    if !skip {
+                        return Err(non_finite(step + 1, "gradient norm", found, &self.latest));
+                    }
+                    skipped = Some(format!("non-finite gradient norm: {found}"));
+                }
+            }
+            if skipped.is_none() {
+                let lr_module: ModuleLearningRate = if cfg.table_lr_mult != 1.0 {
+                    ModuleLrScheduler::new(lr)
+                        .with_group(self.tables.clone(), lr * cfg.table_lr_mult)
+                        .step()
+                } else {
+                    lr.into()
+                };
+                model = self.optim.step(lr_module, model, grads);
+                if let (TableStrategy::Sparse(s), Some(sparse)) = (&mut self.strategy, sparse_step)
+                {
+                    model = s.apply(model, sparse, lr);
+                }
+            }
+        }
+        self.model = Some(model);
+        Ok(Some(StepOutcome {
+            loss: loss_sum,
+            lr,
+            tokens,
+            grad_norm,
+            skipped,
+        }))
+    }
+
+    /// Writes a checkpoint when `c.every` divides the steps done (the sparse tables' state
+    /// with the rest).
+    pub fn checkpoint_if_due(&mut self, c: &CheckpointConfig) -> Result<()> {
+        if c.every == 0 || !self.step.is_multiple_of(c.every) {
+            return Ok(());
+        }
+        let model = self.model();
+        self.latest = Some(match &self.strategy {
+            // the tables train outside the dense optimizer: save them with the rest
+            TableStrategy::Sparse(s) => {
+                let all = model
+                    .clone()
+                    .map_engram_layers(|l| l.with_tables_trainable(true));
+                save_checkpoint_with(c, self.step, &all, &self.optim, Some(s.states()))?
+            }
+            TableStrategy::Dense => save_checkpoint_with(c, self.step, model, &self.optim, None)?,
+        });
+        Ok(())
+    }
+
+    /// The trained model (tables trainable again after sparse updates), refused if a
+    /// parameter is not finite: what the caller saves next must be a good state too.
+    pub fn finish(mut self) -> Result<M> {
+        let mut model = self
+            .model
+            .take()
+            .expect("the trainer holds its model between steps");
+        if matches!(self.strategy, TableStrategy::Sparse(_)) {
+            model = model.map_engram_layers(|l| l.with_tables_trainable(true));
+        }
+        let bad = non_finite_params(&model)?;
+        if !bad.is_empty() {
+            return Err(non_finite(
+                self.step,
+                "parameter",
+                format!(
+                    "after the last step, {} hold NaN or infinity",
+                    describe(&bad)
+                ),
+                &self.latest,
+            ));
+        }
+        Ok(model)
+    }
 }
