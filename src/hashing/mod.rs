@@ -8,7 +8,7 @@ mod numpy_rng;
 mod prefetch;
 mod primes;
 
-pub use numpy_rng::{NumpyGenerator, Pcg64, SeedSequence};
+pub use numpy_rng::NumpyGenerator;
 pub use prefetch::HashPrefetcher;
 pub use primes::{is_prime, layer_head_sizes};
 

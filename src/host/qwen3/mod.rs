@@ -24,14 +24,13 @@ mod save;
 mod score;
 mod tokenizer;
 
-pub use attention::{LayerKvCache, Qwen3Attention};
+pub use attention::Qwen3Attention;
 pub use config::Qwen3Config;
 pub use engram::Qwen3Engram;
 pub use linear::forward_linear;
 pub use load::{load_qwen3, weight_files};
 pub use mlp::Qwen3Mlp;
 pub use model::{KvCache, Qwen3DecoderLayer, Qwen3ForCausalLM, Qwen3Model};
-pub use rope::Rope;
 pub use save::save_qwen3;
 pub use score::{CausalLm, ContinuationScore, encode_pair, generate_greedy, score_continuations};
 pub use tokenizer::{Qwen3Tokenizer, chatml};
