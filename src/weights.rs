@@ -50,22 +50,96 @@ pub struct SavedEngramConfig {
     pub hidden_size: usize,
 }
 
-/// The tensor names (after `engram_layers.{L}.`) of one layer with `groups` groups.
+/// The tensor names (after `engram_layers.{L}.`) of one layer with `groups` groups, in file
+/// order (read off the layout table that saving and loading share).
 pub fn layer_tensor_names(groups: usize) -> Vec<String> {
-    let mut names = vec![
-        "multi_head_embedding.embedding.weight".to_string(),
-        "short_conv.conv.weight".to_string(),
-        "value_proj.weight".to_string(),
-        "value_proj.bias".to_string(),
+    slots(groups).into_iter().map(Slot::name).collect()
+}
+
+/// One tensor of a layer in the file: which host-side weight it holds. [`slots`] lists them,
+/// and [`Slot::name`], [`Slot::file_shape`] and [`Slot::burn_matrix`] say how each is
+/// stored: THE name/layout table, read by [`EngramLayers::save_weights`] and
+/// [`EngramLayers::load_weights`] alike (a new parameter is one more variant here).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Slot {
+    Embedding,
+    ConvWeight,
+    ValueWeight,
+    ValueBias,
+    ConvNorm(usize),
+    KeyWeight(usize),
+    KeyBias(usize),
+    Norm1(usize),
+    Norm2(usize),
+}
+
+/// Every tensor of a layer with `groups` groups, in file order.
+fn slots(groups: usize) -> Vec<Slot> {
+    let mut all = vec![
+        Slot::Embedding,
+        Slot::ConvWeight,
+        Slot::ValueWeight,
+        Slot::ValueBias,
     ];
     for g in 0..groups {
-        names.push(format!("short_conv.norms.{g}.weight"));
-        names.push(format!("key_projs.{g}.weight"));
-        names.push(format!("key_projs.{g}.bias"));
-        names.push(format!("norm1.{g}.weight"));
-        names.push(format!("norm2.{g}.weight"));
+        all.extend([
+            Slot::ConvNorm(g),
+            Slot::KeyWeight(g),
+            Slot::KeyBias(g),
+            Slot::Norm1(g),
+            Slot::Norm2(g),
+        ]);
     }
-    names
+    all
+}
+
+impl Slot {
+    /// The reference's name after `engram_layers.{L}.`.
+    fn name(self) -> String {
+        match self {
+            Self::Embedding => "multi_head_embedding.embedding.weight".into(),
+            Self::ConvWeight => "short_conv.conv.weight".into(),
+            Self::ValueWeight => "value_proj.weight".into(),
+            Self::ValueBias => "value_proj.bias".into(),
+            Self::ConvNorm(g) => format!("short_conv.norms.{g}.weight"),
+            Self::KeyWeight(g) => format!("key_projs.{g}.weight"),
+            Self::KeyBias(g) => format!("key_projs.{g}.bias"),
+            Self::Norm1(g) => format!("norm1.{g}.weight"),
+            Self::Norm2(g) => format!("norm2.{g}.weight"),
+        }
+    }
+
+    /// The shape in the file (PyTorch layouts: Linear `[out, in]`, conv `[C, 1, K]`).
+    fn file_shape(self, d: &LayerDims) -> Vec<usize> {
+        match self {
+            Self::Embedding => vec![d.table_rows, d.head_dim],
+            Self::ConvWeight => vec![d.channels(), 1, d.kernel],
+            Self::ValueWeight | Self::KeyWeight(_) => vec![d.hidden, d.engram_hidden],
+            _ => vec![d.hidden],
+        }
+    }
+
+    /// `Some((rows, cols))` when Burn holds the tensor as the `[rows, cols]` transpose of the
+    /// file's (Linear weights: Burn `[in, out]`); other tensors have the same element order.
+    fn burn_matrix(self, d: &LayerDims) -> Option<(usize, usize)> {
+        matches!(self, Self::ValueWeight | Self::KeyWeight(_))
+            .then_some((d.engram_hidden, d.hidden))
+    }
+
+    /// The host-side weight it holds.
+    fn of(self, w: &mut LayerWeights) -> &mut Vec<f32> {
+        match self {
+            Self::Embedding => &mut w.embedding,
+            Self::ConvWeight => &mut w.conv_weight,
+            Self::ValueWeight => &mut w.value_weight,
+            Self::ValueBias => &mut w.value_bias,
+            Self::ConvNorm(g) => &mut w.conv_norms[g],
+            Self::KeyWeight(g) => &mut w.key_weight[g],
+            Self::KeyBias(g) => &mut w.key_bias[g],
+            Self::Norm1(g) => &mut w.norm1[g],
+            Self::Norm2(g) => &mut w.norm2[g],
+        }
+    }
 }
 
 const OFFSETS: &str = "multi_head_embedding.offsets";
@@ -154,46 +228,17 @@ impl EngramLayers {
         let path = path.as_ref();
         let mut buffers: Vec<OwnedTensor> = Vec::new();
         for (engram, lh) in self.layers.iter().zip(self.hasher().layers()) {
-            let w = engram.to_weights()?;
+            let mut w = engram.to_weights()?;
             let d: LayerDims = engram.dims();
             let p = |n: &str| format!("{TINYENGRAM_PREFIX}.{}.{n}", lh.layer_id);
-            let mut f = |name: String, shape: Vec<usize>, data: &[f32]| {
-                buffers.push((name, Dtype::F32, shape, f32_bytes(data)));
-            };
-            f(
-                p("multi_head_embedding.embedding.weight"),
-                vec![d.table_rows, d.head_dim],
-                &w.embedding,
-            );
-            f(
-                p("short_conv.conv.weight"),
-                vec![d.channels(), 1, d.kernel],
-                &w.conv_weight,
-            );
-            f(
-                p("value_proj.weight"),
-                vec![d.hidden, d.engram_hidden],
-                &transpose(&w.value_weight, d.engram_hidden, d.hidden),
-            );
-            f(p("value_proj.bias"), vec![d.hidden], &w.value_bias);
-            for g in 0..d.groups {
-                f(
-                    p(&format!("short_conv.norms.{g}.weight")),
-                    vec![d.hidden],
-                    &w.conv_norms[g],
-                );
-                f(
-                    p(&format!("key_projs.{g}.weight")),
-                    vec![d.hidden, d.engram_hidden],
-                    &transpose(&w.key_weight[g], d.engram_hidden, d.hidden),
-                );
-                f(
-                    p(&format!("key_projs.{g}.bias")),
-                    vec![d.hidden],
-                    &w.key_bias[g],
-                );
-                f(p(&format!("norm1.{g}.weight")), vec![d.hidden], &w.norm1[g]);
-                f(p(&format!("norm2.{g}.weight")), vec![d.hidden], &w.norm2[g]);
+            for slot in slots(d.groups) {
+                let shape = slot.file_shape(&d);
+                let data = slot.of(&mut w);
+                let bytes = match slot.burn_matrix(&d) {
+                    Some((rows, cols)) => f32_bytes(&transpose(data, rows, cols)),
+                    None => f32_bytes(data),
+                };
+                buffers.push((p(&slot.name()), Dtype::F32, shape, bytes));
             }
             let offsets: Vec<u8> = lh
                 .offsets()
@@ -262,36 +307,16 @@ impl EngramLayers {
             ));
         }
         let layers = EngramLayers::build(config, vocab, hidden_size, device, |layer, d| {
-            let (e, h, g) = (d.engram_hidden, d.hidden, d.groups);
-            let per_group =
-                |f: &dyn Fn(usize) -> Result<Vec<f32>>| (0..g).map(f).collect::<Result<Vec<_>>>();
-            Ok(LayerWeights {
-                embedding: file.float(
-                    layer,
-                    "multi_head_embedding.embedding.weight",
-                    &[d.table_rows, d.head_dim],
-                )?,
-                key_weight: per_group(&|i| {
-                    Ok(transpose(
-                        &file.float(layer, &format!("key_projs.{i}.weight"), &[h, e])?,
-                        h,
-                        e,
-                    ))
-                })?,
-                key_bias: per_group(&|i| file.float(layer, &format!("key_projs.{i}.bias"), &[h]))?,
-                norm1: per_group(&|i| file.float(layer, &format!("norm1.{i}.weight"), &[h]))?,
-                norm2: per_group(&|i| file.float(layer, &format!("norm2.{i}.weight"), &[h]))?,
-                value_weight: transpose(&file.float(layer, "value_proj.weight", &[h, e])?, h, e),
-                value_bias: file.float(layer, "value_proj.bias", &[h])?,
-                conv_norms: per_group(&|i| {
-                    file.float(layer, &format!("short_conv.norms.{i}.weight"), &[h])
-                })?,
-                conv_weight: file.float(
-                    layer,
-                    "short_conv.conv.weight",
-                    &[d.channels(), 1, d.kernel],
-                )?,
-            })
+            let mut w = LayerWeights::empty(d.groups);
+            for slot in slots(d.groups) {
+                let data = file.float(layer, &slot.name(), &slot.file_shape(d))?;
+                *slot.of(&mut w) = match slot.burn_matrix(d) {
+                    // the file holds the [cols, rows] transpose
+                    Some((rows, cols)) => transpose(&data, cols, rows),
+                    None => data,
+                };
+            }
+            Ok(w)
         })?;
         for lh in layers.hasher().layers() {
             let Ok(view) = file.view(lh.layer_id, OFFSETS) else {

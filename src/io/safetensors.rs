@@ -75,9 +75,49 @@ pub(crate) fn write_safetensors(
                 .map_err(|e| EngramError::tensor(path, name.clone(), e.to_string()))
         })
         .collect::<Result<Vec<_>>>()?;
-    let bytes = safetensors::serialize(views, metadata)
+    let mut bytes = safetensors::serialize(views, metadata)
         .map_err(|e| EngramError::bad_file(path, e.to_string()))?;
+    sort_metadata(&mut bytes);
     super::fs::write_atomic(path, &bytes)
+}
+
+/// Rewrites the header's `__metadata__` object with its keys sorted. safetensors takes the
+/// metadata as a `HashMap`, whose order changes from map to map, so the same tensors would
+/// otherwise give different bytes from save to save. The sorted object has the same keys
+/// and values, hence the same length: nothing else in the file moves.
+fn sort_metadata(bytes: &mut [u8]) {
+    let Some(len) = bytes
+        .get(..8)
+        .map(|b| u64::from_le_bytes(b.try_into().expect("8")))
+    else {
+        return;
+    };
+    let Some(header) = bytes.get(8..8 + len as usize) else {
+        return;
+    };
+    let Ok(text) = std::str::from_utf8(header) else {
+        return;
+    };
+    let key = "\"__metadata__\":";
+    let Some(start) = text.find(key).map(|i| i + key.len()) else {
+        return;
+    };
+    let Ok(value) = serde_json::from_str::<serde_json::Value>(text) else {
+        return;
+    };
+    // serde_json's map is ordered by key; the metadata is a flat string map
+    let Some(meta) = value.get("__metadata__").filter(|m| m.is_object()) else {
+        return;
+    };
+    let sorted = meta.to_string();
+    let end = start + sorted.len();
+    if text.get(start..end).is_some_and(|old| {
+        old.starts_with('{')
+            && old.ends_with('}')
+            && serde_json::from_str::<serde_json::Value>(old).ok().as_ref() == Some(meta)
+    }) {
+        bytes[8 + start..8 + end].copy_from_slice(sorted.as_bytes());
+    }
 }
 
 /// A float tensor of a safetensors file as f32 (F32, F64, F16 or BF16; non-finite values are
@@ -117,4 +157,39 @@ pub(crate) fn view_to_f32(path: &Path, name: &str, view: &TensorView<'_>) -> Res
         ));
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_same_tensors_and_metadata_give_the_same_bytes_every_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let tensor: OwnedTensor = ("t".into(), Dtype::F32, vec![2], f32_bytes(&[1.0, 2.0]));
+        let meta = || {
+            let pairs = (0..6).map(|i| (format!("key{i}"), format!("value {i}")));
+            Some(pairs.collect::<HashMap<_, _>>())
+        };
+        let path = dir.path().join("a.safetensors");
+        write_safetensors(&path, std::slice::from_ref(&tensor), meta()).unwrap();
+        let first = std::fs::read(&path).unwrap();
+        for _ in 0..20 {
+            write_safetensors(&path, std::slice::from_ref(&tensor), meta()).unwrap();
+            assert_eq!(std::fs::read(&path).unwrap(), first);
+        }
+        let text = String::from_utf8_lossy(&first);
+        assert!(
+            text.contains(r#"{"key0":"value 0","key1":"value 1","key2""#),
+            "{text}"
+        );
+        // still a valid file with the same content
+        let st = safetensors::SafeTensors::deserialize(&first).unwrap();
+        assert_eq!(
+            st.tensor("t").unwrap().data(),
+            f32_bytes(&[1.0, 2.0]).as_slice()
+        );
+        let (_, m) = safetensors::SafeTensors::read_metadata(&first).unwrap();
+        assert_eq!(m.metadata().clone(), meta());
+    }
 }

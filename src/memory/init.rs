@@ -81,6 +81,22 @@ pub(crate) struct LayerWeights {
 }
 
 impl LayerWeights {
+    /// No values yet, `groups` groups: what loading fills in.
+    pub fn empty(groups: usize) -> Self {
+        let per_group = || vec![Vec::new(); groups];
+        Self {
+            embedding: Vec::new(),
+            key_weight: per_group(),
+            key_bias: per_group(),
+            norm1: per_group(),
+            norm2: per_group(),
+            value_weight: Vec::new(),
+            value_bias: Vec::new(),
+            conv_norms: per_group(),
+            conv_weight: Vec::new(),
+        }
+    }
+
     pub fn init(dims: &LayerDims, opts: &InitOptions, layer_id: usize) -> Self {
         let mut rng = StdRng::seed_from_u64(
             opts.seed ^ (layer_id as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
