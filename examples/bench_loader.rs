@@ -116,7 +116,9 @@ fn run(args: Args) -> Result<()> {
                 });
             }
             if i > 0 {
-                (t_ahead.push(ta), t_inline.push(tb), t_hash.push(th));
+                t_ahead.push(ta);
+                t_inline.push(tb);
+                t_hash.push(th);
             }
         }
         Ok(())

@@ -18,7 +18,7 @@ pub fn run(ctx: &Ctx, w: &mut Workloads) -> burn_engram::Result<()> {
     if ctx.want("engram") {
         let hidden = 1024;
         let layers = EngramLayers::new(
-            &head,
+            head,
             ctx.vocab.clone(),
             hidden,
             InitOptions::default(),
