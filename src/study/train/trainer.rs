@@ -54,9 +54,10 @@ pub enum OnNonFinite {
     SkipStep,
 }
 
-/// Training settings; the defaults are the study's Engram run (REFERENCE §2) except the batch
-/// size, which the caller sizes to its device (`micro_batch * grad_accum` sequences per step;
-/// the study used 192).
+/// Training settings. The recipe a command runs is a profile's
+/// ([`Profile::defaults`](crate::study::Profile::defaults): `train`, `study` and the
+/// benchmarks read it); `Default` is the field values a profile starts from, the study's
+/// AdamW and schedule with a small batch (4 sequences per step; the study used 8 x 24).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TrainConfig {
