@@ -100,8 +100,8 @@ fn recipe(job: &TrainJob) -> Result<serde_json::Value> {
 /// Trains the run `job` describes on `device` (an autodiff device) and writes its folder.
 ///
 /// Refused before anything is written: rows longer than the model's positions (when
-/// `max_len` would not cut them), too few rows, settings out of range ([`TrainConfig::validate`], the Engram and LoRA
-/// configs), a folder that holds another run.
+/// `max_len` would not cut them), too few rows, settings out of range
+/// ([`TrainConfig::validate`], the Engram and LoRA configs), a folder that holds another run.
 pub fn run_train_job(
     job: &TrainJob,
     device: &Device,
