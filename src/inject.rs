@@ -46,8 +46,25 @@ pub trait ResidualInjector {
     fn inject(&self, layer: usize, hidden: Tensor<3>, batch: &Self::Batch) -> Result<Tensor<3>>;
 }
 
-/// The injector that adds nothing: the plain model.
-#[derive(Debug, Clone, Copy, Default)]
+/// The injector that adds nothing: the plain model. A Burn [`Module`](burn::module::Module)
+/// without parameters, so a model with a `memory: M` field (`M: Module + ResidualInjector`)
+/// can be built with it as well as with [`EngramLayers`].
+///
+/// ```
+/// use burn::module::Module;
+/// use burn::nn::{Linear, LinearConfig};
+///
+/// #[derive(Module, Debug)]
+/// struct Model<M: Module> {
+///     head: Linear,
+///     memory: M,
+/// }
+///
+/// let device = Default::default();
+/// let plain = Model { head: LinearConfig::new(2, 2).init(&device), memory: burn_engram::NoInjection };
+/// assert_eq!(plain.num_params(), 6); // the head's 4 weights and 2 biases, nothing else
+/// ```
+#[derive(burn::module::Module, Debug, Copy, Default)]
 pub struct NoInjection;
 
 impl ResidualInjector for NoInjection {

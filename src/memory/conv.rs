@@ -24,6 +24,10 @@ pub struct ShortConv {
 
 impl ShortConv {
     /// `x: [B, T, G, D]` -> `[B, T, G, D]`.
+    ///
+    /// # Shapes
+    /// - `x`: `[B, T, G, D]` (G hyper-connection groups)
+    /// - output: `[B, T, G, D]`
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let [b, t, g, d] = x.dims();
         let [channels, kernel] = self.weight.dims();

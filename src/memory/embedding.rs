@@ -21,6 +21,10 @@ pub struct MultiHeadEmbedding {
 
 impl MultiHeadEmbedding {
     /// `rows: [B, T, K]` global row indices -> `[B, T, K * head_dim]`.
+    ///
+    /// # Shapes
+    /// - `rows`: `[B, T, K]` global row indices, K = (N-1) * H
+    /// - output: `[B, T, K * head_dim]`
     pub fn forward(&self, rows: Tensor<3, Int>) -> Tensor<3> {
         read_rows(self.weight.val(), rows)
     }

@@ -158,6 +158,10 @@ impl Engram {
     }
 
     /// The memory read `e: [B, T, (N-1) * n_embed]` for global row indices `[B, T, K]`.
+    ///
+    /// # Shapes
+    /// - `rows`: `[B, T, K]`
+    /// - output: `[B, T, (N-1) * n_embed_per_ngram]`
     pub fn read_memory(&self, rows: Tensor<3, Int>) -> Tensor<3> {
         self.multi_head_embedding.forward(rows)
     }
@@ -168,6 +172,11 @@ impl Engram {
     /// Computed in the dtype of the layer's own parameters (f32 master weights): hidden states
     /// of another dtype (a bf16 backbone) are cast in, and the update is cast back to their
     /// dtype, so gradients flow through both casts into the parameters.
+    ///
+    /// # Shapes
+    /// - `hidden`: `[B, T, G, D]`
+    /// - `rows`: `[B, T, K]`, K = (N-1) * H
+    /// - output: `[B, T, G, D]` (the update, in the dtype of `hidden`)
     pub fn forward(
         &self,
         hidden: Tensor<4>,
@@ -181,6 +190,12 @@ impl Engram {
     /// [`forward`](Self::forward) reading the memory from `table` (`[U, head_dim]`, e.g. a
     /// sub-table of this layer's touched rows, see [`crate::memory::SparseTables`]) at local
     /// row indices `rows: [B, T, K]` instead of from the layer's own table.
+    ///
+    /// # Shapes
+    /// - `hidden`: `[B, T, G, D]`
+    /// - `table`: `[U, head_dim]`
+    /// - `rows`: `[B, T, K]` indices into `table`
+    /// - output: `[B, T, G, D]`
     pub fn forward_with_table(
         &self,
         hidden: Tensor<4>,

@@ -23,6 +23,11 @@ pub struct ContextGate {
 
 impl ContextGate {
     /// `memory: [B, T, E]`, `hidden: [B, T, G, D]` -> gates `[B, T, G, 1]`.
+    ///
+    /// # Shapes
+    /// - `memory`: `[B, T, E]`, E = (N-1) * n_embed_per_ngram
+    /// - `hidden`: `[B, T, G, D]`
+    /// - output: `[B, T, G, 1]` gates in [0, 1]
     pub fn forward(&self, memory: Tensor<3>, hidden: Tensor<4>, mode: GateMode) -> Tensor<4> {
         let [b, t, g, d] = hidden.dims();
         if mode == GateMode::ForcedOpen {

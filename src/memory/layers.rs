@@ -264,6 +264,10 @@ impl EngramLayers {
     }
 
     /// The residual update of layer `layer_id` for grouped hidden states `[B, T, G, D]`.
+    ///
+    /// # Shapes
+    /// - `hidden`: `[B, T, G, D]`
+    /// - output: `[B, T, G, D]` (the update alone)
     pub fn memory(
         &self,
         layer_id: usize,
@@ -289,6 +293,10 @@ impl EngramLayers {
 
     /// `hidden + engram(hidden)` at configured layers, `hidden` unchanged elsewhere, for
     /// grouped hidden states `[B, T, G, D]` (hyper-connections).
+    ///
+    /// # Shapes
+    /// - `hidden`: `[B, T, G, D]`
+    /// - output: `[B, T, G, D]`
     pub fn inject_grouped(
         &self,
         layer_id: usize,
@@ -303,6 +311,10 @@ impl EngramLayers {
 
     /// `hidden + engram(hidden)` at configured layers, `hidden` unchanged elsewhere, for
     /// ordinary hidden states `[B, T, D]` (needs `hc_mult == 1`).
+    ///
+    /// # Shapes
+    /// - `hidden`: `[B, T, D]`
+    /// - output: `[B, T, D]`
     pub fn inject(
         &self,
         layer_id: usize,

@@ -93,6 +93,12 @@ impl LazyAdamW {
     /// O(rows * dim). Indices must be distinct and inside the table (the callers build them
     /// with [`crate::memory::TouchedRows`]). Autodiff tensors are accepted; the result keeps
     /// the table's autodiff association and tracks no gradient.
+    ///
+    /// # Shapes
+    /// - `table`: `[rows, dim]`
+    /// - `rows`: `[U]` distinct row indices
+    /// - `grad`: `[U, dim]`
+    /// - output: the table `[rows, dim]` and its state (moments `[rows, 2 * dim]`)
     pub fn step(
         &self,
         lr: f64,
@@ -107,6 +113,11 @@ impl LazyAdamW {
 
     /// [`step`](Self::step) when the current values of the touched rows are at hand (`values`,
     /// `[U, dim]`, e.g. the sub-table the forward read): saves one gather from the table.
+    ///
+    /// # Shapes
+    /// - `table`: `[rows, dim]`
+    /// - `rows`: `[U]`, `values` and `grad`: `[U, dim]`
+    /// - output: the table `[rows, dim]` and its state
     pub fn step_with_values(
         &self,
         lr: f64,
