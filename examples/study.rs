@@ -18,8 +18,8 @@ use std::process::ExitCode;
 
 use burn_engram::Result;
 use burn_engram::study::{
-    Ablation, Event, RunResult, StudySetup, matched_loss, matched_table, run_ablations, run_main,
-    select_main_runs, table,
+    Ablation, Event, Profile, RunResult, StudySetup, matched_loss, matched_table, run_ablations,
+    run_main, select_main_runs, table,
 };
 use clap::Parser;
 use common::flags::{DeviceFlags, finish};
@@ -47,9 +47,10 @@ struct Args {
     /// Rows to generate when --data is not given.
     #[arg(long, default_value_t = 1200)]
     rows: usize,
-    /// Settings the runs start from (default: miniature, or published with --model-dir).
-    #[arg(long, value_parser = ["miniature", "published", "paper"])]
-    profile: Option<String>,
+    /// Settings the runs start from: miniature, published or paper (default: miniature, or
+    /// published with --model-dir).
+    #[arg(long)]
+    profile: Option<Profile>,
     /// Main runs to do (a subset; two processes can split them, a last call collects).
     #[arg(long, default_value = "base,lora,engram", value_delimiter = ',')]
     main: Vec<String>,
@@ -91,15 +92,11 @@ struct Args {
 
 fn run(args: Args) -> Result<()> {
     let (started, (device, precision)) = (std::time::Instant::now(), args.device.select(true)?);
-    let profile = args
-        .profile
-        .as_ref()
-        .map(|p| serde_json::from_value(serde_json::json!(p)));
     let setup = StudySetup {
         model_dir: args.model_dir.clone(),
         data: args.data.clone(),
         rows: args.rows,
-        profile: profile.map(|p| p.expect("the listed names are profiles")),
+        profile: args.profile,
         limit: args.limit,
         max_len: args.max_len,
         max_steps: args.max_steps,

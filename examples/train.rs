@@ -47,9 +47,9 @@ struct Args {
     /// Output folder (the run folder).
     #[arg(long)]
     out: PathBuf,
-    /// The recipe every setting not given here comes from.
-    #[arg(long, default_value = "published", value_parser = ["published", "paper", "miniature"])]
-    profile: String,
+    /// The recipe every setting not given here comes from (miniature, published, paper).
+    #[arg(long, default_value = "published")]
+    profile: Profile,
     /// Replace whatever --out holds with this new run (after every input was checked).
     #[arg(long)]
     overwrite: bool,
@@ -82,8 +82,7 @@ struct Args {
 fn run(args: Args) -> burn_engram::Result<()> {
     let (device, precision) = args.device.select(true)?;
     let tok = Qwen3Tokenizer::from_dir(&args.model.model_dir)?;
-    let profile: Profile = serde_json::from_value(json!(args.profile)).expect("listed names");
-    let defaults = profile.defaults(tok.pad_id);
+    let defaults = args.profile.defaults(tok.pad_id);
     let config = args.model.model_dir.join("config.json");
     let positions = Qwen3Config::from_file(config)?.max_position_embeddings;
     if let Some(m) = args.max_len.filter(|m| *m > positions) {

@@ -114,13 +114,18 @@ pub struct RecipeFlags {
     pub skip_non_finite: bool,
 }
 
-/// The given flags as JSON fields laid over the profile's section.
+/// The given flags as JSON fields laid over the profile's section, each under its flag's
+/// field name unless renamed (`flag => "field"`).
 macro_rules! given {
-    ($args:ident: $($field:ident => $name:literal),* $(,)?) => {{
+    ($args:ident: $($flag:ident $(=> $name:literal)?),* $(,)?) => {{
         let mut m = Map::new();
-        $(if let Some(v) = &$args.$field { m.insert($name.into(), json!(v)); })*
+        $(if let Some(v) = &$args.$flag {
+            m.insert(given!(@name $flag $($name)?).into(), json!(v));
+        })*
         m
     }};
+    (@name $flag:ident $name:literal) => { $name };
+    (@name $flag:ident) => { stringify!($flag) };
 }
 
 impl RecipeFlags {
@@ -131,17 +136,13 @@ impl RecipeFlags {
         Map<String, serde_json::Value>,
         Map<String, serde_json::Value>,
     ) {
-        let mut train = given!(self: lr => "lr", epochs => "epochs", max_steps => "max_steps",
-            stop_after => "stop_after", micro_batch => "micro_batch", grad_accum => "grad_accum",
-            warmup_ratio => "warmup_ratio", weight_decay => "weight_decay", seed => "seed",
-            table_lr_mult => "table_lr_mult", table_weight_decay => "table_weight_decay",
-            table_update => "table_update", max_grad_norm => "max_grad_norm",
-            eval_every => "eval_every");
+        let mut train = given!(self: lr, epochs, max_steps, stop_after, micro_batch, grad_accum,
+            warmup_ratio, weight_decay, seed, table_lr_mult, table_weight_decay, table_update,
+            max_grad_norm, eval_every);
         if self.skip_non_finite {
             train.insert("on_non_finite".into(), json!("skip_step"));
         }
-        let lora = given!(self: lora_r => "r", lora_alpha => "lora_alpha",
-            lora_targets => "target_modules");
+        let lora = given!(self: lora_r => "r", lora_alpha, lora_targets => "target_modules");
         (train, lora)
     }
 }

@@ -47,8 +47,10 @@ impl StudyView {
         }
         let cur = self.current.borrow();
         let Some((_, b)) = cur.as_ref() else { return };
-        let eval =
-            |l: Option<f64>, label: &str| l.map_or(String::new(), |l| format!(" {label} {l:.4}"));
+        // plain lines give 4 decimals, the bar 3 (as before the display moved here)
+        let eval = |l: Option<f64>, label: &str, digits: usize| {
+            l.map_or(String::new(), |l| format!(" {label} {l:.digits$}"))
+        };
         match e {
             Event::Step(m) => {
                 if self.plain && (m.eval_loss.is_some() || m.step == 1) {
@@ -57,7 +59,7 @@ impl StudyView {
                         m.step,
                         m.total_steps,
                         m.loss,
-                        eval(m.eval_loss, "eval loss"),
+                        eval(m.eval_loss, "eval loss", 4),
                         m.tokens_per_s
                     );
                 }
@@ -66,7 +68,7 @@ impl StudyView {
                 let msg = format!(
                     "train {:.3}{} {:.0} tok/s",
                     m.loss,
-                    eval(m.eval_loss, "eval"),
+                    eval(m.eval_loss, "eval", 3),
                     m.tokens_per_s
                 );
                 b.set_message(msg);

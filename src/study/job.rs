@@ -6,7 +6,6 @@
 //! Every input is read and checked before the output folder is touched; the folder is
 //! opened through [`RunFolder`] (locked, fresh, replaced or continued as `mode` says).
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -14,7 +13,7 @@ use burn::module::Module;
 use burn::tensor::Device;
 
 use super::data::dataset::{DataConfig, build, check_run_data, load_samples_with_lines};
-use super::runs::{InputRecord, OpenMode, Opened, RunFolder, RunManifest};
+use super::runs::{InputRecord, JsonLines, OpenMode, Opened, RunFolder, RunManifest};
 use super::spec::{Method, ResolvedRun};
 use super::train::{CheckpointConfig, StepMetrics, TrainConfig, latest_checkpoint, train};
 use crate::error::{EngramError, Result};
@@ -146,12 +145,7 @@ pub fn run_train_job(
     }
     let text = serde_json::to_string_pretty(cfg).unwrap_or_default() + "\n";
     crate::io::write_atomic(&out.join("train_config.json"), text.as_bytes())?;
-    let metrics_path = out.join("metrics.jsonl");
-    let mut metrics_file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&metrics_path)
-        .map_err(|e| EngramError::io(&metrics_path, e))?;
+    let mut log = JsonLines::append_to(out.join("metrics.jsonl"))?;
     on_event(JobEvent::Note(format!(
         "{} training / {} eval sequences; backbone in {}, trained parameters in f32",
         data.train.len(),
@@ -166,8 +160,7 @@ pub fn run_train_job(
         keep_last: job.keep_last,
         resume: resumed,
     };
-    let mut write_err = None;
-    let (saved, metrics) = if method == Method::Lora {
+    let (saved, steps) = if method == Method::Lora {
         device.seed(cfg.seed);
         let mut lcfg = job.run.lora.clone();
         lcfg.base_model_name_or_path = Some(job.model_dir.display().to_string());
@@ -177,10 +170,10 @@ pub fn run_train_job(
             count_lora_params(&model),
             lcfg.trainable_params(model.config())
         )));
-        let sink = step_sink(on_event, &mut metrics_file, &metrics_path, &mut write_err);
-        let (model, metrics) = train(model, &data, tok.pad_id, cfg, device, Some(&ckpt), sink)?;
+        let sink = step_sink(on_event, &mut log);
+        let (model, steps) = train(model, &data, tok.pad_id, cfg, device, Some(&ckpt), sink)?;
         save_adapter(&model, &lcfg, out.join("adapter"))?;
-        (out.join("adapter"), metrics)
+        (out.join("adapter"), steps)
     } else {
         let vocab = Arc::new(CompressedVocab::from_tokenizer(&tok.inner)?);
         let model = Qwen3Engram::new(base, &job.run.engram, vocab, job.run.engram_init, device)?
@@ -189,36 +182,30 @@ pub fn run_train_job(
             "method engram, trainable params: {}",
             model.engram.num_params()
         )));
-        let sink = step_sink(on_event, &mut metrics_file, &metrics_path, &mut write_err);
-        let (model, metrics) = train(model, &data, tok.pad_id, cfg, device, Some(&ckpt), sink)?;
+        let sink = step_sink(on_event, &mut log);
+        let (model, steps) = train(model, &data, tok.pad_id, cfg, device, Some(&ckpt), sink)?;
         model.engram.save_pretrained(out.join("engram"))?;
-        (out.join("engram"), metrics)
+        (out.join("engram"), steps)
     };
-    if let Some(e) = write_err {
-        return Err(e);
-    }
+    let metrics = log.path().to_path_buf();
+    log.finish()?;
     Ok(TrainSummary {
-        steps: metrics.len(),
-        eval_loss: metrics.iter().rev().find_map(|m| m.eval_loss),
-        last: metrics.last().cloned(),
+        steps: steps.len(),
+        eval_loss: steps.iter().rev().find_map(|m| m.eval_loss),
+        last: steps.last().cloned(),
         saved,
-        metrics: metrics_path,
+        metrics,
     })
 }
 
-/// Each step to the caller and, as one JSON line, to `metrics.jsonl`; the first write error
-/// is kept for after the run (training is not stopped for it).
+/// Each step to the caller and to `metrics.jsonl` (a failed write is reported after the run,
+/// which is not stopped for it).
 fn step_sink<'a>(
     on_event: &'a mut dyn FnMut(JobEvent<'_>),
-    file: &'a mut std::fs::File,
-    path: &'a Path,
-    err: &'a mut Option<EngramError>,
+    log: &'a mut JsonLines,
 ) -> impl FnMut(&StepMetrics) + 'a {
     move |m| {
         on_event(JobEvent::Step(m));
-        let line = serde_json::to_string(m).unwrap_or_default();
-        if let Err(e) = writeln!(file, "{line}") {
-            err.get_or_insert(EngramError::io(path, e));
-        }
+        log.record(m);
     }
 }

@@ -3,7 +3,6 @@
 //! several points of training (every `probe_every` steps and at the end). A run whose
 //! `result.json` exists is read back instead of run again.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -20,7 +19,7 @@ use crate::io::{read_json, sha256_bytes, sha256_chunks, write_json};
 use crate::study::data::dataset::StudyData;
 use crate::study::eval::answers::{AnswerMetrics, score_answers};
 use crate::study::eval::truthfulqa::{McQuestion, evaluate_with_primer};
-use crate::study::runs::{InputRecord, OpenMode, Opened, RunFolder, RunManifest};
+use crate::study::runs::{InputRecord, JsonLines, OpenMode, Opened, RunFolder, RunManifest};
 use crate::study::train::{
     CheckpointConfig, StepMetrics, TrainableLm, latest_checkpoint, train_observed,
 };
@@ -336,24 +335,14 @@ fn fit<M: TrainableLm + CausalLm>(
     dir: &Path,
     on_event: &mut dyn FnMut(Event),
 ) -> Result<(M, usize, Vec<CheckpointScore>)> {
-    let append = |path: &Path| {
-        std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .map_err(|e| EngramError::io(path, e))
-    };
-    let path = dir.join(METRICS_FILE);
-    let mut file = append(&path)?;
-    let scores_path = dir.join(SCORES_FILE);
-    let mut scores_file = append(&scores_path)?;
+    let mut metrics_log = JsonLines::append_to(dir.join(METRICS_FILE))?;
+    let mut scores_log = JsonLines::append_to(dir.join(SCORES_FILE))?;
     let ckpt = CheckpointConfig {
         dir: dir.to_path_buf(),
         every: inputs.save_every,
         keep_last: 1,
         resume: true,
     };
-    let mut write_err = None;
     let on_event = std::cell::RefCell::new(on_event);
     let (model, metrics) = train_observed(
         model,
@@ -364,10 +353,7 @@ fn fit<M: TrainableLm + CausalLm>(
         Some(&ckpt),
         |m| {
             (on_event.borrow_mut())(Event::Step(m));
-            let line = serde_json::to_string(m).unwrap_or_default();
-            if let Err(e) = writeln!(file, "{line}") {
-                write_err.get_or_insert(EngramError::io(&path, e));
-            }
+            metrics_log.record(m);
         },
         |m, model| {
             let due = m.step == m.total_steps
@@ -377,13 +363,10 @@ fn fit<M: TrainableLm + CausalLm>(
             }
             let mut ev = on_event.borrow_mut();
             let score = measure(inputs, &model.valid(), run, m.step, &mut **ev)?;
-            let line = serde_json::to_string(&score).unwrap_or_default();
-            writeln!(scores_file, "{line}").map_err(|e| EngramError::io(&scores_path, e))
+            scores_log.write(&score)
         },
     )?;
-    if let Some(e) = write_err {
-        return Err(e);
-    }
+    metrics_log.finish()?;
     let last = match metrics.last() {
         Some(m) => m.step,
         None => read_metrics(dir)?.last().map_or(0, |m| m.step),

@@ -234,6 +234,20 @@ impl ResolvedRun {
     }
 }
 
+impl std::str::FromStr for Profile {
+    type Err = EngramError;
+
+    /// `miniature`, `published` or `paper` (the names of its JSON form).
+    fn from_str(s: &str) -> Result<Self> {
+        serde_json::from_value(Value::String(s.to_string())).map_err(|_| {
+            invalid(
+                "profile",
+                format!("{s:?} is not one of miniature, published, paper"),
+            )
+        })
+    }
+}
+
 impl Profile {
     /// The profile's defaults; `pad_id` is the tokenizer's pad id (Engram pads its n-gram
     /// window with it).

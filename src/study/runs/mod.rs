@@ -22,11 +22,13 @@
 //! ```
 
 mod lock;
+mod log;
 mod manifest;
 
 use std::path::{Path, PathBuf};
 
 pub use lock::{LOCK_FILE, RunLock};
+pub use log::JsonLines;
 pub use manifest::{InputRecord, MANIFEST_FILE, RunManifest};
 
 use crate::error::{EngramError, Result};

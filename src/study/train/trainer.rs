@@ -553,6 +553,7 @@ impl<'a, M: TrainableLm> Trainer<'a, M> {
     /// loss token-mean over the whole step), the non-finite checks, clipping, the dense
     /// AdamW update and, with sparse tables, the lazy-AdamW update of the rows read. `None`
     /// when the step has no label tokens (it passes without an update, as it always did).
+    /// An error ends the run: the trainer then holds no model.
     pub fn step(&mut self, prepared: PreparedStep) -> Result<Option<StepOutcome>> {
         let cfg = self.cfg;
         let step = self.step;
@@ -568,7 +569,7 @@ impl<'a, M: TrainableLm> Trainer<'a, M> {
         if tokens == 0 {
             return Ok(None);
         }
-        let model = self
+        let mut model = self
             .model
             .take()
             .expect("the trainer holds its model between steps");
@@ -629,7 +630,6 @@ impl<'a, M: TrainableLm> Trainer<'a, M> {
             }
             skipped = Some(format!("non-finite gradient: {found}"));
         }
-        let mut model = model;
         if skipped.is_none() {
             let mut grads = accumulator.grads();
             if non_finite_grad_count(&model, &grads)? > 0.0 {
