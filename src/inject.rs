@@ -8,9 +8,14 @@
 use burn::tensor::Tensor;
 
 use crate::error::Result;
-use crate::memory::{EngramBatch, EngramLayers};
+use crate::memory::{EngramBatch, EngramLayers, EngramState};
 
 /// Something that adds memory to a transformer's residual stream before chosen blocks.
+///
+/// [`inject`](Self::inject) runs a whole sequence; [`inject_step`](Self::inject_step) runs
+/// the new positions of an incremental decode (beside a KV cache), carrying
+/// [`State`](Self::State) from one step to the next. An injector whose update at a position
+/// reads only that position has `type State = ()` and `inject_step` calls `inject`.
 ///
 /// ```
 /// use burn::tensor::Tensor;
@@ -39,11 +44,26 @@ pub trait ResidualInjector {
     /// rows and the gate mode, prepared on the host by the data loader).
     type Batch;
 
+    /// What incremental decoding carries between steps (for Engram: the last tokens of the
+    /// n-grams and the short conv's history, [`EngramState`]); start from `Default`.
+    type State: Clone + std::fmt::Debug + Default;
+
     /// Whether block `layer` (0-based) receives memory.
     fn injects_at(&self, layer: usize) -> bool;
 
     /// `hidden: [B, T, D]` before block `layer` -> the residual stream that block should see.
     fn inject(&self, layer: usize, hidden: Tensor<3>, batch: &Self::Batch) -> Result<Tensor<3>>;
+
+    /// [`inject`](Self::inject) for the new positions `hidden: [B, T, D]` of sequences that
+    /// `state` has seen so far, advancing `state`: a sequence run in steps gives what one
+    /// `inject` of the whole gives.
+    fn inject_step(
+        &self,
+        layer: usize,
+        hidden: Tensor<3>,
+        batch: &Self::Batch,
+        state: &mut Self::State,
+    ) -> Result<Tensor<3>>;
 }
 
 /// The injector that adds nothing: the plain model. A Burn [`Module`](burn::module::Module)
@@ -69,6 +89,7 @@ pub struct NoInjection;
 
 impl ResidualInjector for NoInjection {
     type Batch = ();
+    type State = ();
 
     fn injects_at(&self, _layer: usize) -> bool {
         false
@@ -77,10 +98,21 @@ impl ResidualInjector for NoInjection {
     fn inject(&self, _layer: usize, hidden: Tensor<3>, _batch: &()) -> Result<Tensor<3>> {
         Ok(hidden)
     }
+
+    fn inject_step(
+        &self,
+        _layer: usize,
+        hidden: Tensor<3>,
+        _batch: &(),
+        _state: &mut (),
+    ) -> Result<Tensor<3>> {
+        Ok(hidden)
+    }
 }
 
 impl ResidualInjector for EngramLayers {
     type Batch = EngramBatch;
+    type State = EngramState;
 
     fn injects_at(&self, layer: usize) -> bool {
         self.layer(layer).is_some()
@@ -88,5 +120,15 @@ impl ResidualInjector for EngramLayers {
 
     fn inject(&self, layer: usize, hidden: Tensor<3>, batch: &EngramBatch) -> Result<Tensor<3>> {
         EngramLayers::inject(self, layer, hidden, batch)
+    }
+
+    fn inject_step(
+        &self,
+        layer: usize,
+        hidden: Tensor<3>,
+        batch: &EngramBatch,
+        state: &mut EngramState,
+    ) -> Result<Tensor<3>> {
+        EngramLayers::inject_step(self, layer, hidden, batch, state)
     }
 }

@@ -83,8 +83,8 @@ pub use error::{EngramError, Result};
 pub use hashing::{HashIds, NgramHasher};
 pub use inject::{NoInjection, ResidualInjector};
 pub use memory::{
-    ContextGate, Engram, EngramBatch, EngramInit, EngramLayers, GateMode, GateSchedule,
-    InitOptions, MultiHeadEmbedding, ShortConv,
+    ContextGate, Engram, EngramBatch, EngramInit, EngramLayers, EngramState, GateMode,
+    GateSchedule, InitOptions, MultiHeadEmbedding, ShortConv,
 };
 pub use vocab::CompressedVocab;
 

@@ -17,6 +17,7 @@ use common::{fixture, read_json};
 struct NoCache(Qwen3ForCausalLM);
 
 impl CausalLm for NoCache {
+    type Cache = KvCache;
     fn token_logits(
         &self,
         ids: &[u32],

@@ -8,6 +8,7 @@ use burn::tensor::{DType, Device, Tensor};
 use super::lora::{count_lora_params, load_adapter};
 use super::qwen3::{CausalLm, KvCache, Qwen3Engram, Qwen3ForCausalLM, Qwen3Tokenizer, load_qwen3};
 use crate::error::Result;
+use crate::memory::EngramState;
 
 /// The model a command-line run scores or evaluates.
 #[derive(Debug)]
@@ -58,20 +59,35 @@ impl AdaptedQwen3 {
     }
 }
 
+/// The cache of an [`AdaptedQwen3`]: the plain KV cache for the base and LoRA, the KV cache
+/// with the Engram decoding state for Engram (the other stays empty).
+#[derive(Debug, Clone, Default)]
+pub struct AdaptedCache {
+    plain: KvCache,
+    engram: KvCache<EngramState>,
+}
+
 impl CausalLm for AdaptedQwen3 {
-    fn token_logits(&self, ids: &[u32], cache: Option<&mut KvCache>) -> Result<Tensor<2>> {
+    type Cache = AdaptedCache;
+    fn token_logits(&self, ids: &[u32], cache: Option<&mut AdaptedCache>) -> Result<Tensor<2>> {
         match self {
-            Self::Base(m) | Self::Lora(m) => m.token_logits(ids, cache),
-            Self::Engram(m) => m.token_logits(ids, cache),
+            Self::Base(m) | Self::Lora(m) => m.token_logits(ids, cache.map(|c| &mut c.plain)),
+            Self::Engram(m) => m.token_logits(ids, cache.map(|c| &mut c.engram)),
         }
     }
     fn supports_cache(&self) -> bool {
-        !matches!(self, Self::Engram(_))
+        true
     }
     fn device(&self) -> Device {
         match self {
             Self::Base(m) | Self::Lora(m) => CausalLm::device(m),
             Self::Engram(m) => CausalLm::device(m),
+        }
+    }
+    fn vocab_limit(&self) -> usize {
+        match self {
+            Self::Base(m) | Self::Lora(m) => m.vocab_limit(),
+            Self::Engram(m) => m.vocab_limit(),
         }
     }
 }

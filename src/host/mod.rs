@@ -9,4 +9,4 @@ mod adapted;
 pub mod lora;
 pub mod qwen3;
 
-pub use adapted::AdaptedQwen3;
+pub use adapted::{AdaptedCache, AdaptedQwen3};

@@ -29,16 +29,41 @@ impl ShortConv {
     /// - `x`: `[B, T, G, D]` (G hyper-connection groups)
     /// - output: `[B, T, G, D]`
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        self.forward_step(x, None).0
+    }
+
+    /// Positions of normalized input the convolution reads before the current one:
+    /// `(kernel - 1) * dilation`.
+    pub fn history_len(&self) -> usize {
+        (self.weight.dims()[1] - 1) * self.dilation
+    }
+
+    /// [`forward`](Self::forward) for new positions that continue earlier ones: `history`
+    /// holds the normalized input of the [`history_len`](Self::history_len) positions before
+    /// `x` (`None`: there are none, as at the start of a sequence, which reads zeros). Returns
+    /// the output and the history the next positions continue from. Running a sequence in
+    /// pieces this way gives what one [`forward`](Self::forward) of the whole gives.
+    ///
+    /// # Shapes
+    /// - `x`: `[B, T, G, D]`
+    /// - `history`: `[B, history_len, G * D]`
+    /// - output: `[B, T, G, D]` and `[B, history_len, G * D]` (`None` when `history_len` is 0)
+    pub fn forward_step(
+        &self,
+        x: Tensor<4>,
+        history: Option<Tensor<3>>,
+    ) -> (Tensor<4>, Option<Tensor<3>>) {
         let [b, t, g, d] = x.dims();
         let [channels, kernel] = self.weight.dims();
         let normed: Vec<Tensor<4>> = (0..g)
             .map(|i| self.norms[i].forward(x.clone().narrow(2, i, 1)))
             .collect();
         let normed = Tensor::cat(normed, 2).reshape([b, t, channels]);
-        let pad = (kernel - 1) * self.dilation;
+        let pad = self.history_len();
         let padded = if pad > 0 {
-            let zeros = Tensor::zeros([b, pad, channels], &normed.device());
-            Tensor::cat(vec![zeros, normed], 1)
+            let left =
+                history.unwrap_or_else(|| Tensor::zeros([b, pad, channels], &normed.device()));
+            Tensor::cat(vec![left, normed], 1)
         } else {
             normed
         };
@@ -52,7 +77,8 @@ impl ShortConv {
                 None => term,
             });
         }
+        let next = (pad > 0).then(|| padded.narrow(1, t, pad));
         let out = out.expect("kernel >= 1");
-        silu(out).reshape([b, t, g, d])
+        (silu(out).reshape([b, t, g, d]), next)
     }
 }

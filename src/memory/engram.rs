@@ -217,13 +217,57 @@ impl Engram {
         Ok(self.forward_memory(hidden, memory, mode))
     }
 
+    /// [`forward`](Self::forward) for new positions that continue earlier ones (incremental
+    /// decoding): `conv_history` is the short conv's input of the positions before these
+    /// (see [`ShortConv::forward_step`]; `None` at the start of a sequence). Returns the
+    /// update and the history the next positions continue from. The hash rows must be those
+    /// of the whole sequence at these positions (see [`crate::EngramLayers::prepare_step`]).
+    ///
+    /// # Shapes
+    /// - `hidden`: `[B, T, G, D]`
+    /// - `rows`: `[B, T, K]`
+    /// - `conv_history`: `[B, (kernel - 1) * N, G * D]`
+    /// - output: `[B, T, G, D]` and the next `conv_history`
+    pub fn forward_step(
+        &self,
+        hidden: Tensor<4>,
+        rows: Tensor<3, Int>,
+        mode: GateMode,
+        conv_history: Option<Tensor<3>>,
+    ) -> Result<(Tensor<4>, Option<Tensor<3>>)> {
+        self.check_shapes(hidden.dims(), rows.dims())?;
+        let [b, _, g, d] = hidden.dims();
+        let want = [b, self.short_conv.history_len(), g * d];
+        if let Some(h) = &conv_history
+            && h.dims() != want
+        {
+            return Err(EngramError::ShapeMismatch {
+                what: "Engram short-conv history",
+                expected: format!("{want:?}"),
+                got: h.dims().to_vec(),
+            });
+        }
+        Ok(self.forward_memory_step(hidden, self.read_memory(rows), mode, conv_history))
+    }
+
     fn forward_memory(&self, hidden: Tensor<4>, memory: Tensor<3>, mode: GateMode) -> Tensor<4> {
+        self.forward_memory_step(hidden, memory, mode, None).0
+    }
+
+    fn forward_memory_step(
+        &self,
+        hidden: Tensor<4>,
+        memory: Tensor<3>,
+        mode: GateMode,
+        conv_history: Option<Tensor<3>>,
+    ) -> (Tensor<4>, Option<Tensor<3>>) {
         let hidden_dtype = hidden.dtype();
         let hidden = hidden.cast(self.multi_head_embedding.weight.dtype());
         let gates = self.gate.forward(memory.clone(), hidden, mode); // [B, T, G, 1]
         let value = self.value_proj.forward(memory).unsqueeze_dim::<4>(2); // [B, T, 1, D]
         let value = gates * value; // [B, T, G, D]
-        (value.clone() + self.short_conv.forward(value)).cast(hidden_dtype)
+        let (conv, next) = self.short_conv.forward_step(value.clone(), conv_history);
+        ((value + conv).cast(hidden_dtype), next)
     }
 
     fn check_shapes(&self, [b, t, g, d]: [usize; 4], [rb, rt, rk]: [usize; 3]) -> Result<()> {

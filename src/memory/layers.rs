@@ -60,6 +60,9 @@ pub struct EngramBatch {
     pub(crate) gate: GateMode,
     pub(crate) batch: usize,
     pub(crate) seq_len: usize,
+    /// Decoding batches only ([`EngramLayers::prepare_step`]): the position of the
+    /// sequence this batch's first token has.
+    pub(crate) start: Option<usize>,
 }
 
 impl EngramBatch {
@@ -198,6 +201,7 @@ impl EngramLayers {
             gate: GateMode::Learned,
             batch: ids.batch,
             seq_len: ids.seq_len,
+            start: None,
         })
     }
 

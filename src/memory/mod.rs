@@ -2,6 +2,7 @@
 //! layers one model carries.
 
 mod conv;
+mod decode;
 mod embedding;
 mod engram;
 mod gate;
@@ -12,6 +13,7 @@ mod schedule;
 mod sparse;
 
 pub use conv::ShortConv;
+pub use decode::EngramState;
 pub use embedding::MultiHeadEmbedding;
 pub use engram::{CONV_NORM_EPS, Engram, GATE_NORM_EPS};
 pub use gate::ContextGate;

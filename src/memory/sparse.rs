@@ -225,6 +225,7 @@ impl EngramLayers {
                 gate,
                 batch: h.batch,
                 seq_len: h.seq_len,
+                start: None,
             })
             .collect();
         Ok((SparseTables { layers }, batches))

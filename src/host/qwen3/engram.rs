@@ -7,10 +7,10 @@ use burn::module::Module;
 use burn::tensor::{DType, Device, Int, Tensor};
 
 use super::load::load_qwen3;
-use super::model::Qwen3ForCausalLM;
+use super::model::{KvCache, Qwen3ForCausalLM};
 use crate::config::EngramConfig;
 use crate::error::{EngramError, Result};
-use crate::memory::{EngramBatch, EngramLayers, InitOptions};
+use crate::memory::{EngramBatch, EngramLayers, EngramState, InitOptions};
 use crate::vocab::CompressedVocab;
 use crate::weights::{CONFIG_FILE, WEIGHTS_FILE};
 
@@ -109,6 +109,38 @@ impl Qwen3Engram {
     ) -> Result<Tensor<3>> {
         self.base
             .forward_with(ids, attention_mask, None, &self.engram, batch)
+    }
+
+    /// Logits `[B, T, vocab]` of `T` new tokens per row (row-major raw ids) that continue
+    /// `cache` (empty at the start): the backbone reads its KV cache and Engram its
+    /// [`EngramState`] (the n-grams' last tokens and the short conv's history), so each new
+    /// token costs the same whatever the length so far. Equals [`forward`](Self::forward) on
+    /// the whole sequences at these positions.
+    ///
+    /// # Shapes
+    /// - `ids`: `B * T` raw token ids, row-major
+    /// - output: `[B, T, vocab]`
+    pub fn forward_step(
+        &self,
+        ids: &[i64],
+        batch: usize,
+        seq_len: usize,
+        cache: &mut KvCache<EngramState>,
+    ) -> Result<Tensor<3>> {
+        let device = self.base.model.embed_tokens.weight.val().device();
+        self.base
+            .config()
+            .check_token_ids(ids.iter().copied(), seq_len)?;
+        let step = self
+            .engram
+            .prepare_step(cache.memory_mut(), ids, batch, seq_len, &device)?;
+        let data: Vec<i32> = ids.iter().map(|&i| i as i32).collect();
+        let tokens = Tensor::<2, Int>::from_data(
+            burn::tensor::TensorData::new(data, [batch, seq_len]),
+            &device,
+        );
+        self.base
+            .forward_with(tokens, None, Some(cache), &self.engram, &step)
     }
 }
 

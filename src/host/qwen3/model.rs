@@ -55,20 +55,25 @@ pub struct Qwen3Model {
 }
 
 /// Keys/values of every layer plus the padding flags of the cached positions, so a prefix
-/// can be computed once and extended (or cloned and extended several ways).
+/// can be computed once and extended (or cloned and extended several ways), plus the state
+/// the residual injector carries between steps (`S = ()` for the plain model,
+/// [`EngramState`](crate::EngramState) with Engram).
 #[derive(Debug, Clone, Default)]
-pub struct KvCache {
+pub struct KvCache<S = ()> {
     layers: Vec<LayerKvCache>,
     pad: Option<Tensor<2, Bool>>,
     len: usize,
+    memory: S,
 }
 
-impl KvCache {
+impl<S: Default> KvCache<S> {
     /// An empty cache.
     pub fn new() -> Self {
         Self::default()
     }
+}
 
+impl<S> KvCache<S> {
     /// Positions cached so far.
     pub fn len(&self) -> usize {
         self.len
@@ -77,6 +82,16 @@ impl KvCache {
     /// Whether nothing is cached.
     pub fn is_empty(&self) -> bool {
         self.len == 0
+    }
+
+    /// The residual injector's decoding state.
+    pub fn memory(&self) -> &S {
+        &self.memory
+    }
+
+    /// The residual injector's decoding state, to prepare the next step with.
+    pub fn memory_mut(&mut self) -> &mut S {
+        &mut self.memory
     }
 }
 
@@ -173,12 +188,14 @@ impl Qwen3ForCausalLM {
 
     /// The full forward: optional padding mask, optional KV cache (the new tokens continue
     /// the cached positions), and a residual injector called before every decoder layer
-    /// (`h = injector.inject(layer, h)` before the layer's input norm, as TinyEngram does).
+    /// (`h = injector.inject(layer, h)` before the layer's input norm, as TinyEngram does;
+    /// with a cache `injector.inject_step(layer, h, batch, cache.memory_mut())`, so `batch`
+    /// must be a decoding step's, e.g. [`EngramLayers::prepare_step`](crate::EngramLayers::prepare_step)).
     pub fn forward_with<I: ResidualInjector>(
         &self,
         ids: Tensor<2, Int>,
         attention_mask: Option<Tensor<2, Int>>,
-        cache: Option<&mut KvCache>,
+        cache: Option<&mut KvCache<I::State>>,
         injector: &I,
         batch: &I::Batch,
     ) -> Result<Tensor<3>> {
@@ -191,7 +208,7 @@ impl Qwen3ForCausalLM {
         &self,
         ids: Tensor<2, Int>,
         attention_mask: Option<Tensor<2, Int>>,
-        mut cache: Option<&mut KvCache>,
+        mut cache: Option<&mut KvCache<I::State>>,
         injector: &I,
         batch: &I::Batch,
     ) -> Result<Tensor<3>> {
@@ -203,13 +220,6 @@ impl Qwen3ForCausalLM {
             )));
         }
         let start = cache.as_ref().map_or(0, |c| c.len);
-        if start > 0 && (0..self.model.layers.len()).any(|l| injector.injects_at(l)) {
-            // The short conv of an Engram layer reads values of earlier positions, which the
-            // KV cache does not hold: recompute the whole sequence instead.
-            return Err(EngramError::BadBatch(
-                "a KV cache cannot be continued with Engram memory; run the full sequence".into(),
-            ));
-        }
         if start + t > self.rope.max_positions() {
             return Err(EngramError::BadBatch(format!(
                 "{} positions exceed max_position_embeddings {}",
@@ -258,8 +268,16 @@ impl Qwen3ForCausalLM {
         }
         let mut x = self.model.embed_tokens.forward(ids);
         for (i, layer) in self.model.layers.iter().enumerate() {
-            x = injector.inject(i, x, batch)?;
-            let layer_cache = cache.as_deref_mut().map(|c| &mut c.layers[i]);
+            let layer_cache = match cache.as_deref_mut() {
+                Some(c) => {
+                    x = injector.inject_step(i, x, batch, &mut c.memory)?;
+                    Some(&mut c.layers[i])
+                }
+                None => {
+                    x = injector.inject(i, x, batch)?;
+                    None
+                }
+            };
             x = layer.forward(x, &self.rope, start, &mask, layer_cache);
         }
         if let Some(c) = cache {

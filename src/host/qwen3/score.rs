@@ -9,15 +9,25 @@ use super::tokenizer::Qwen3Tokenizer;
 use crate::error::{EngramError, Result};
 use crate::inject::NoInjection;
 use crate::io::read_f32;
+use crate::memory::EngramState;
 
 /// A causal LM that returns per-position logits for one sequence of token ids.
 pub trait CausalLm {
+    /// What the model carries from one call to the next when it continues a sequence: its
+    /// KV cache (and, with Engram, the [`EngramState`](crate::EngramState)).
+    type Cache: Clone + Default;
     /// Logits `[T, vocab]` for `ids`, continuing `cache` when given and supported.
-    fn token_logits(&self, ids: &[u32], cache: Option<&mut KvCache>) -> Result<Tensor<2>>;
-    /// Whether a KV cache can be continued (false when memory reads earlier positions).
+    fn token_logits(&self, ids: &[u32], cache: Option<&mut Self::Cache>) -> Result<Tensor<2>>;
+    /// Whether a cache can be continued (then each new token costs O(1) in the length so
+    /// far, apart from attention).
     fn supports_cache(&self) -> bool;
     /// The device the model lives on.
     fn device(&self) -> Device;
+    /// Token ids at or above this are never generated: an Engram model reads only ids its
+    /// tokenizer knows (the rows of a checkpoint's padded vocabulary have no compressed id).
+    fn vocab_limit(&self) -> usize {
+        usize::MAX
+    }
 }
 
 fn ids_tensor(ids: &[u32], device: &Device) -> Tensor<2, Int> {
@@ -31,6 +41,7 @@ fn squeeze_batch(logits: Tensor<3>) -> Tensor<2> {
 }
 
 impl CausalLm for Qwen3ForCausalLM {
+    type Cache = KvCache;
     fn token_logits(&self, ids: &[u32], cache: Option<&mut KvCache>) -> Result<Tensor<2>> {
         self.config()
             .check_token_ids(ids.iter().map(|&i| i as i64), ids.len())?;
@@ -47,14 +58,22 @@ impl CausalLm for Qwen3ForCausalLM {
 }
 
 impl CausalLm for Qwen3Engram {
-    fn token_logits(&self, ids: &[u32], cache: Option<&mut KvCache>) -> Result<Tensor<2>> {
-        if cache.is_some_and(|c| !c.is_empty()) {
-            return Err(EngramError::BadBatch(
-                "Qwen3Engram cannot continue a KV cache; score the full sequence".into(),
-            ));
+    type Cache = KvCache<EngramState>;
+    fn token_logits(
+        &self,
+        ids: &[u32],
+        cache: Option<&mut KvCache<EngramState>>,
+    ) -> Result<Tensor<2>> {
+        let raw: Vec<i64> = ids.iter().map(|&i| i as i64).collect();
+        if let Some(cache) = cache {
+            return Ok(squeeze_batch(self.forward_step(
+                &raw,
+                1,
+                raw.len(),
+                cache,
+            )?));
         }
         let device = self.base.model.embed_tokens.weight.val().device();
-        let raw: Vec<i64> = ids.iter().map(|&i| i as i64).collect();
         self.base
             .config()
             .check_token_ids(raw.iter().copied(), raw.len())?;
@@ -66,10 +85,13 @@ impl CausalLm for Qwen3Engram {
         )?))
     }
     fn supports_cache(&self) -> bool {
-        false
+        true
     }
     fn device(&self) -> Device {
         self.base.model.embed_tokens.weight.val().device()
+    }
+    fn vocab_limit(&self) -> usize {
+        self.engram.hasher().vocab().tokenizer_vocab_size()
     }
 }
 
@@ -179,10 +201,10 @@ pub fn score_continuations<M: CausalLm>(
     if model.supports_cache() {
         // trailing-space handling can change the context per continuation: group by context
         let mut out = Vec::with_capacity(pairs.len());
-        let mut prefix: Option<(Vec<u32>, KvCache, Tensor<2>)> = None;
+        let mut prefix: Option<(Vec<u32>, M::Cache, Tensor<2>)> = None;
         for ((ctx, cont), text) in pairs.iter().zip(continuations) {
             if prefix.as_ref().is_none_or(|(p, _, _)| p != ctx) {
-                let mut cache = KvCache::new();
+                let mut cache = M::Cache::default();
                 let logits = model.token_logits(ctx, Some(&mut cache))?;
                 let t = logits.dims()[0];
                 let last = logits.narrow(0, t - 1, 1);
@@ -219,17 +241,19 @@ pub fn score_continuations<M: CausalLm>(
     }
 }
 
-/// Greedy decoding of `n` new tokens after `prompt` (with the KV cache when supported).
+/// Greedy decoding of `n` new tokens after `prompt` (with the KV cache when supported), over
+/// the ids below [`CausalLm::vocab_limit`].
 pub fn generate_greedy<M: CausalLm>(model: &M, prompt: &[u32], n: usize) -> Result<Vec<u32>> {
+    let limit = model.vocab_limit();
     let argmax_last = |logits: Tensor<2>| -> Result<u32> {
         let t = logits.dims()[0];
         let row = read_f32("logits", logits.narrow(0, t - 1, 1))?;
-        let (i, _) = row
-            .iter()
-            .enumerate()
-            .fold((0, f32::NEG_INFINITY), |(bi, bv), (i, &v)| {
+        let (i, _) = row[..row.len().min(limit)].iter().enumerate().fold(
+            (0, f32::NEG_INFINITY),
+            |(bi, bv), (i, &v)| {
                 if v > bv { (i, v) } else { (bi, bv) }
-            });
+            },
+        );
         Ok(i as u32)
     };
     let mut out = Vec::with_capacity(n);
@@ -237,7 +261,7 @@ pub fn generate_greedy<M: CausalLm>(model: &M, prompt: &[u32], n: usize) -> Resu
         return Ok(out);
     }
     if model.supports_cache() {
-        let mut cache = KvCache::new();
+        let mut cache = M::Cache::default();
         let mut next = argmax_last(model.token_logits(prompt, Some(&mut cache))?)?;
         out.push(next);
         while out.len() < n {
