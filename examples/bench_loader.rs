@@ -45,20 +45,6 @@ fn spread(v: &[f64]) -> f64 {
     median(v.iter().map(|x| (x - m).abs()).collect())
 }
 
-/// CPU model and vector flags, from /proc/cpuinfo (Linux).
-fn machine() -> serde_json::Value {
-    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let field = |k: &str| {
-        info.lines()
-            .find(|l| l.starts_with(k))
-            .and_then(|l| l.split(':').nth(1))
-    };
-    let flags = field("flags").unwrap_or("");
-    let has = |f: &str| flags.split_whitespace().any(|x| x == f);
-    json!({ "cpu": field("model name").map(str::trim), "avx2": has("avx2"),
-        "avx512f": has("avx512f"), "threads": rayon::current_num_threads() })
-}
-
 fn run(args: Args) -> Result<()> {
     let (device, precision) = args.device.select(true)?;
     let setup = StudySetup {
@@ -129,7 +115,7 @@ fn run(args: Args) -> Result<()> {
     // the spread; otherwise nothing about the overlap can be claimed from this run
     let hidden = ((b - a).abs() > noise).then(|| (b - a) / h);
     let v = json!({
-        "machine": machine(), "steps": args.steps, "micro_batch": cfg.micro_batch,
+        "machine": common::machine(), "steps": args.steps, "micro_batch": cfg.micro_batch,
         "grad_accum": cfg.grad_accum, "step_hash_ahead_s": a, "step_inline_s": b,
         "hash_s": h, "hash_share_of_step": h / b,
         "step_spread_s": noise, "step_difference_s": b - a, "hidden_fraction": hidden,

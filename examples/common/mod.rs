@@ -83,3 +83,17 @@ pub fn fraction(s: &str) -> Result<f64, String> {
 pub fn at_least_one(s: &str) -> Result<usize, String> {
     parse_checked(s, |v: &usize| *v >= 1, "must be at least 1")
 }
+
+/// CPU model and vector flags, from /proc/cpuinfo (Linux).
+pub fn machine() -> serde_json::Value {
+    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let field = |k: &str| {
+        info.lines()
+            .find(|l| l.starts_with(k))
+            .and_then(|l| l.split(':').nth(1))
+    };
+    let flags = field("flags").unwrap_or("");
+    let has = |f: &str| flags.split_whitespace().any(|x| x == f);
+    serde_json::json!({ "cpu": field("model name").map(str::trim), "avx2": has("avx2"),
+        "avx512f": has("avx512f"), "threads": rayon::current_num_threads() })
+}

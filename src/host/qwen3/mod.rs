@@ -1,5 +1,5 @@
 //! Qwen3 (Qwen3-0.6B first) from a Hugging Face folder, exact to transformers: config,
-//! model, loading, tokenizer and ChatML, Engram wrapping, scoring and greedy decoding.
+//! model, loading, tokenizer and ChatML, Engram wrapping, scoring and generation.
 //!
 //! ```no_run
 //! # fn main() -> Result<(), burn_engram::EngramError> {
@@ -15,6 +15,7 @@
 mod attention;
 mod config;
 mod engram;
+mod generate;
 mod linear;
 mod load;
 mod mlp;
@@ -27,6 +28,7 @@ mod tokenizer;
 pub use attention::Qwen3Attention;
 pub use config::Qwen3Config;
 pub use engram::Qwen3Engram;
+pub use generate::{Generation, GenerationConfig, Sampler, generate};
 pub use linear::forward_linear;
 pub use load::{load_qwen3, weight_files};
 pub use mlp::Qwen3Mlp;

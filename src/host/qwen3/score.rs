@@ -241,40 +241,13 @@ pub fn score_continuations<M: CausalLm>(
     }
 }
 
-/// Greedy decoding of `n` new tokens after `prompt` (with the KV cache when supported), over
-/// the ids below [`CausalLm::vocab_limit`].
+/// Greedy decoding of exactly `n` new tokens after `prompt` (no eos stop; see
+/// [`generate`](super::generate) for that and for sampling), with the KV cache when
+/// supported, over the ids below [`CausalLm::vocab_limit`].
 pub fn generate_greedy<M: CausalLm>(model: &M, prompt: &[u32], n: usize) -> Result<Vec<u32>> {
-    let limit = model.vocab_limit();
-    let argmax_last = |logits: Tensor<2>| -> Result<u32> {
-        let t = logits.dims()[0];
-        let row = read_f32("logits", logits.narrow(0, t - 1, 1))?;
-        let (i, _) = row[..row.len().min(limit)].iter().enumerate().fold(
-            (0, f32::NEG_INFINITY),
-            |(bi, bv), (i, &v)| {
-                if v > bv { (i, v) } else { (bi, bv) }
-            },
-        );
-        Ok(i as u32)
-    };
-    let mut out = Vec::with_capacity(n);
-    if n == 0 {
-        return Ok(out);
-    }
-    if model.supports_cache() {
-        let mut cache = M::Cache::default();
-        let mut next = argmax_last(model.token_logits(prompt, Some(&mut cache))?)?;
-        out.push(next);
-        while out.len() < n {
-            next = argmax_last(model.token_logits(&[next], Some(&mut cache))?)?;
-            out.push(next);
-        }
-    } else {
-        let mut ids = prompt.to_vec();
-        while out.len() < n {
-            let next = argmax_last(model.token_logits(&ids, None)?)?;
-            ids.push(next);
-            out.push(next);
-        }
-    }
-    Ok(out)
+    let out =
+        super::generate::generate(model, prompt, n, &mut super::Sampler::greedy(), &[], |_| {
+            Ok(())
+        })?;
+    Ok(out.token_ids)
 }

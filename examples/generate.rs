@@ -1,0 +1,165 @@
+//! Text from a Qwen3 model (optionally with Engram or a LoRA adapter): greedy or sampled,
+//! defaults from the folder's `generation_config.json`, stopping at any eos id, streaming.
+//!
+//! ```text
+//! cargo run --release --example generate -- --model-dir DIR [--engram DIR | --lora DIR] \
+//!     --prompt "..." [--chatml [--system "..."]] [--max-new-tokens 128] \
+//!     [--greedy | --temperature T --top-p P --top-k K --seed S] [--json]
+//! ```
+//! The prompt is encoded as `score` encodes a context (no special tokens added); `--chatml`
+//! wraps it as the study's ChatML user turn, up to `<|im_start|>assistant\n`. The text streams
+//! to stdout, then tokens/s to stderr; with `--json` the last stdout line is
+//! `{"token_ids": [...], "text": ..., "tokens_per_s": ..., "stopped_at_eos": ...}`.
+
+#[path = "common/mod.rs"]
+mod common;
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use burn_engram::Result;
+use burn_engram::host::AdaptedQwen3;
+use burn_engram::host::qwen3::{GenerationConfig, Qwen3Tokenizer, Sampler, generate};
+use clap::Parser;
+use common::flags::{Added, DeviceFlags, ModelDir, finish};
+
+// Burn's CPU backend allocates per op; mimalloc reuses freed memory (docs/BENCHMARKS.md).
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[derive(Parser, Debug)]
+#[command(about = "Generate text with a Qwen3 model, plain, with Engram or with LoRA")]
+struct Args {
+    #[command(flatten)]
+    model: ModelDir,
+    #[command(flatten)]
+    added: Added,
+    /// The prompt.
+    #[arg(long)]
+    prompt: String,
+    /// Wrap the prompt as the study's ChatML user turn.
+    #[arg(long)]
+    chatml: bool,
+    /// The system message of `--chatml`.
+    #[arg(
+        long,
+        default_value = "You are a helpful assistant.",
+        requires = "chatml"
+    )]
+    system: String,
+    /// New tokens at most (default: generation_config.json's, else 128).
+    #[arg(long, value_parser = common::at_least_one)]
+    max_new_tokens: Option<usize>,
+    /// Take the most likely token (overrides generation_config.json's do_sample).
+    #[arg(long, conflicts_with_all = ["temperature", "top_p", "top_k"])]
+    greedy: bool,
+    /// Sampling temperature (sets do_sample).
+    #[arg(long, value_parser = common::positive)]
+    temperature: Option<f64>,
+    /// Nucleus sampling mass in (0, 1] (sets do_sample).
+    #[arg(long, value_parser = common::fraction)]
+    top_p: Option<f64>,
+    /// Sample among the k most likely tokens, 0 for all (sets do_sample).
+    #[arg(long)]
+    top_k: Option<usize>,
+    /// Seed of the sampler.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Print one JSON line last (for scripts).
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    device: DeviceFlags,
+}
+
+fn settings(args: &Args, dir: &std::path::Path, tok: &Qwen3Tokenizer) -> Result<GenerationConfig> {
+    let mut cfg = GenerationConfig::from_dir(dir)?;
+    if cfg.eos_token_id.is_empty() {
+        cfg.eos_token_id = vec![tok.eos_id, tok.im_end_id];
+    }
+    let sampling = args.temperature.is_some() || args.top_p.is_some() || args.top_k.is_some();
+    cfg.do_sample = !args.greedy && (cfg.do_sample || sampling);
+    cfg.temperature = args.temperature.unwrap_or(cfg.temperature);
+    cfg.top_p = args.top_p.unwrap_or(cfg.top_p);
+    cfg.top_k = args.top_k.unwrap_or(cfg.top_k);
+    Ok(cfg)
+}
+
+fn run(args: Args) -> Result<()> {
+    let (device, precision) = args.device.select(false)?;
+    let dir = &args.model.model_dir;
+    let tok = Qwen3Tokenizer::from_dir(dir)?;
+    let cfg = settings(&args, dir, &tok)?;
+    let (engram, lora) = (args.added.engram.as_deref(), args.added.lora.as_deref());
+    let model = AdaptedQwen3::load(dir, engram, lora, &tok, &device, precision.dtype())?;
+    let text = if args.chatml {
+        let full = burn_engram::host::qwen3::chatml(&args.system, &args.prompt, "");
+        full.strip_suffix("<|im_end|>").unwrap_or(&full).to_string()
+    } else {
+        args.prompt.clone()
+    };
+    let prompt = tok.encode(&text)?;
+    let max_new = args.max_new_tokens.or(cfg.max_new_tokens).unwrap_or(128);
+    eprintln!(
+        "method: {}, prompt tokens: {}, {}",
+        model.method(),
+        prompt.len(),
+        if cfg.do_sample {
+            format!(
+                "sampling (temperature {}, top-k {}, top-p {}, seed {})",
+                cfg.temperature, cfg.top_k, cfg.top_p, args.seed
+            )
+        } else {
+            "greedy".into()
+        }
+    );
+    let mut sampler = Sampler::new(cfg.clone(), args.seed)?;
+    let (mut shown, mut ids) = (0usize, Vec::new());
+    let mut stdout = std::io::stdout();
+    let out = generate(
+        &model,
+        &prompt,
+        max_new,
+        &mut sampler,
+        &cfg.eos_token_id,
+        |id| {
+            ids.push(id);
+            // print what the ids so far decode to beyond what is shown (a character can span
+            // tokens: wait until it is whole)
+            let text = tok.decode(&ids)?;
+            if text.len() > shown && !text.ends_with('\u{fffd}') {
+                let _ = write!(stdout, "{}", &text[shown..]);
+                let _ = stdout.flush();
+                shown = text.len();
+            }
+            Ok(())
+        },
+    )?;
+    let text = tok.decode(&out.token_ids)?;
+    if text.len() > shown {
+        print!("{}", &text[shown..]);
+    }
+    println!();
+    let rate = out.tokens_per_s();
+    eprintln!(
+        "{} new tokens ({}), prefill {:.3} s, {}",
+        out.token_ids.len(),
+        if out.stopped_at_eos { "eos" } else { "limit" },
+        out.prefill_s,
+        rate.map_or("too few tokens for a rate".into(), |r| format!(
+            "{r:.1} tokens/s"
+        ))
+    );
+    if args.json {
+        let v = serde_json::json!({ "token_ids": out.token_ids, "text": text,
+            "tokens_per_s": rate, "stopped_at_eos": out.stopped_at_eos,
+            "prefill_s": out.prefill_s, "method": model.method() });
+        println!("{v}");
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    common::init_logging();
+    finish(run(Args::parse()))
+}
