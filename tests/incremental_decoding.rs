@@ -140,6 +140,7 @@ fn stepped_logits_equal_full_recompute_on_the_embedded_model() {
     let cfg = Profile::Miniature.defaults(tok.pad_id).engram;
     let vocab = Arc::new(CompressedVocab::from_tokenizer(&tok.inner).unwrap());
     let mut model = Qwen3Engram::new(base, &cfg, vocab, InitOptions::default(), &device).unwrap();
+    device.seed(11);
     // trained-like conv taps and values (fresh ones start at zero or near it)
     for layer in &mut model.engram.layers {
         let [c, k] = layer.short_conv.weight.dims();
@@ -169,8 +170,11 @@ fn stepped_logits_equal_full_recompute_on_the_embedded_model() {
     steps.extend(std::iter::repeat_n(1, t - 6));
     let (full, stepped) = full_and_stepped(&model, &ids, 1, &steps);
     let d = max_abs_diff(&full, &stepped);
-    eprintln!("embedded model: max abs logit diff {d:e}");
-    assert!(d < 1e-5, "{d}");
+    let scale = full.iter().fold(1.0f32, |m, x| m.max(x.abs()));
+    eprintln!("embedded model: max abs logit diff {d:e}, largest logit {scale}");
+    // f32 reassociation only: a step multiplies [1, D] rows where the full forward runs
+    // [T, D] blocks, so the differences are a few ulps of the largest logits
+    assert!(d / scale < 1e-6, "{d} of {scale}");
     let prompt: Vec<u32> = ids[..8].iter().map(|&i| i as u32).collect();
     assert_eq!(
         generate_greedy(&model, &prompt, 16).unwrap(),
