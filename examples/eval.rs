@@ -3,8 +3,12 @@
 //!
 //! ```text
 //! cargo run --release --example eval -- --model-dir DIR [--engram DIR | --lora DIR] \
-//!     [--tasks loss,truthfulqa] [--data train.jsonl] [--limit N] [--device cpu|wgpu|cuda] [--dtype auto|f32|bf16] [--out FILE]
+//!     [--tasks loss,truthfulqa|truthfulqa_mc1|truthfulqa_mc2] [--data train.jsonl] \
+//!     [--limit N|FRACTION] [--device cpu|wgpu|cuda] [--dtype auto|f32|bf16] [--out FILE [--log-samples]]
 //! ```
+//! Prints (and writes to `--out`) lm-evaluation-harness's result layout: `results.<task>`
+//! with `acc,none` / `acc_stderr,none`, `n-samples`, `config`; `--log-samples` writes
+//! `<out stem>_samples_<task>.jsonl` beside it.
 
 #[path = "common/mod.rs"]
 mod common;
@@ -18,6 +22,7 @@ use burn_engram::Result;
 use burn_engram::host::AdaptedQwen3;
 use burn_engram::host::qwen3::Qwen3Tokenizer;
 use burn_engram::study::data::dataset::{DataConfig, build, load_samples};
+use burn_engram::study::eval::lm_eval::{Limit, mc_results, resolve_tasks, sample_records};
 use burn_engram::study::eval::truthfulqa::{
     TRUTHFULQA_MC_REVISED, TRUTHFULQA_MC_V1, evaluate, load_questions, parse_questions,
 };
@@ -37,16 +42,15 @@ struct Args {
     model: ModelDir,
     #[command(flatten)]
     added: Added,
-    /// Comma-separated: loss, truthfulqa.
-    #[arg(long, default_value = "truthfulqa", value_delimiter = ',',
-          value_parser = ["loss", "truthfulqa"])]
+    /// Comma-separated: truthfulqa (= truthfulqa_mc1,truthfulqa_mc2), truthfulqa_mc1, truthfulqa_mc2, loss.
+    #[arg(long, default_value = "truthfulqa", value_delimiter = ',')]
     tasks: Vec<String>,
     /// Prepared samples (JSON lines) whose held-out split gives the eval loss.
     #[arg(long, required_if_eq("tasks", "loss"))]
     data: Option<PathBuf>,
-    /// Only the first N TruthfulQA questions.
-    #[arg(long, value_parser = common::at_least_one)]
-    limit: Option<usize>,
+    /// The first N TruthfulQA questions, or a fraction below 1 of them (as lm-eval).
+    #[arg(long)]
+    limit: Option<Limit>,
     /// v1 (the 2021 set lm-eval scores, default), revised, or a path to a JSONL file.
     #[arg(long, default_value = "v1")]
     truthfulqa: String,
@@ -61,6 +65,9 @@ struct Args {
     /// Write the JSON result here too.
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Also write each question's per-choice log-likelihoods (lm-eval's per-sample records).
+    #[arg(long, requires = "out")]
+    log_samples: bool,
 }
 
 fn loss_of(
@@ -78,7 +85,8 @@ fn loss_of(
 
 fn run(args: Args) -> Result<()> {
     let start = Instant::now();
-    let has = |t: &str| args.tasks.iter().any(|x| x == t);
+    let tasks = resolve_tasks(&args.tasks)?;
+    let has = |t: &str| tasks.iter().any(|x| x.starts_with(t));
     let (device, precision) = args.device.select(false)?;
     let dir = &args.model.model_dir;
     let tok = Qwen3Tokenizer::from_dir(dir)?;
@@ -87,12 +95,11 @@ fn run(args: Args) -> Result<()> {
 
     let eval_loss = match args.data.as_ref().filter(|_| has("loss")) {
         Some(data) => {
-            let samples = load_samples(data)?;
             let cfg = DataConfig {
                 max_len: args.max_len,
                 ..DataConfig::default()
             };
-            let split = build(&samples, &tok, &cfg)?;
+            let split = build(&load_samples(data)?, &tok, &cfg)?;
             Some(loss_of(
                 &model,
                 &split.eval,
@@ -103,45 +110,61 @@ fn run(args: Args) -> Result<()> {
         }
         None => None,
     };
-    let (mc1, mc2, n) = if has("truthfulqa") {
+    let mut v = serde_json::json!({ "results": {} });
+    let mut logged = Vec::new();
+    if has("truthfulqa") {
         let mut questions = match args.truthfulqa.as_str() {
             "v1" => parse_questions(TRUTHFULQA_MC_V1, Path::new("truthfulqa_mc_v1.jsonl"))?,
             "revised" => parse_questions(TRUTHFULQA_MC_REVISED, Path::new("truthfulqa_mc.jsonl"))?,
             path => load_questions(path)?,
         };
-        questions.truncate(args.limit.unwrap_or(questions.len()));
+        let total = questions.len();
+        questions.truncate(args.limit.map_or(total, |l| l.of(total)));
         let style = "truthfulqa {bar:30} {pos}/{len} [{elapsed_precise} < {eta}]";
         let bar = ProgressBar::new(questions.len() as u64)
             .with_style(ProgressStyle::with_template(style).expect("static template"));
         let r = evaluate(&model, &tok, &questions, |i| bar.set_position(i as u64))?;
         bar.finish_and_clear();
-        (Some(r.mc1), Some(r.mc2), r.n_questions)
-    } else {
-        (None, None, 0)
-    };
-    let seconds = start.elapsed().as_secs_f64();
-    let fmt = |v: Option<f64>| v.map_or("-".to_string(), |x| format!("{x:.4}"));
-    let (method, added) = (model.method(), model.added_params());
-    eprintln!(
-        "{:<8} {:>12} {:>10} {:>8} {:>8} {:>6} {:>9}",
-        "method", "added", "eval_loss", "mc1", "mc2", "n", "seconds"
-    );
-    eprintln!(
-        "{method:<8} {added:>12} {:>10} {:>8} {:>8} {n:>6} {seconds:>8.1}s",
-        fmt(eval_loss),
-        fmt(mc1),
-        fmt(mc2)
-    );
-    let v = serde_json::json!({
-        "truthfulqa_mc1": mc1, "truthfulqa_mc2": mc2, "n_questions": n, "eval_loss": eval_loss,
-        "model": dir.display().to_string(), "method": method, "dtype": precision.name(),
-        "trainable_params": added, "seconds": seconds,
-    });
-    println!("{v}");
-    match &args.out {
-        Some(path) => burn_engram::io::write_atomic(path, format!("{v:#}\n").as_bytes()),
-        None => Ok(()),
+        v = mc_results(&tasks, &r, total);
+        for t in tasks.iter().filter(|t| t.starts_with("truthfulqa_mc")) {
+            logged.push((*t, sample_records(t, &questions, &r)));
+        }
     }
+    if let Some(loss) = eval_loss {
+        v["results"]["loss"] = serde_json::json!({ "alias": "loss", "eval_loss,none": loss });
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    let (method, added) = (model.method(), model.added_params());
+    let adapter = engram.or(lora).map(|p| p.display().to_string());
+    v["config"] = serde_json::json!({ "model": "burn-engram", "model_dir": dir.display().to_string(),
+        "method": method, "adapter": adapter, "truthfulqa": args.truthfulqa,
+        "limit": args.limit.map(Limit::to_json), "dtype": precision.name(),
+        "device": args.device.device, "trainable_params": added });
+    v["burn_engram_version"] = env!("CARGO_PKG_VERSION").into();
+    v["total_evaluation_time_seconds"] = format!("{seconds:.1}").into();
+    eprintln!("{:<16} {:>8} {:>8}", "task", "value", "stderr");
+    for (task, r) in v["results"].as_object().expect("an object") {
+        let (value, se) = (
+            r["acc,none"].as_f64().or(r["eval_loss,none"].as_f64()),
+            r["acc_stderr,none"].as_f64(),
+        );
+        let fmt = |x: Option<f64>| x.map_or("-".to_string(), |x| format!("{x:.4}"));
+        eprintln!("{task:<16} {:>8} {:>8}", fmt(value), fmt(se));
+    }
+    eprintln!("{method}, {added} added parameters, {seconds:.1} s");
+    println!("{v}");
+    let Some(path) = &args.out else { return Ok(()) };
+    if args.log_samples {
+        let stem = path
+            .file_stem()
+            .map_or("results".into(), |s| s.to_string_lossy().into_owned());
+        for (task, records) in &logged {
+            let lines: String = records.iter().map(|r| format!("{r}\n")).collect();
+            let file = path.with_file_name(format!("{stem}_samples_{task}.jsonl"));
+            burn_engram::io::write_atomic(&file, lines.as_bytes())?;
+        }
+    }
+    burn_engram::io::write_atomic(path, format!("{v:#}\n").as_bytes())
 }
 
 fn main() -> ExitCode {

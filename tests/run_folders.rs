@@ -389,7 +389,7 @@ fn flags_are_range_checked_when_parsed() {
         .args(["--limit", "0"])
         .output()
         .unwrap();
-    fails(&o, 2, &["--limit", "must be at least 1"]);
+    fails(&o, 2, &["--limit", "selects no questions"]);
     assert!(!s.out.exists());
     // --weight-decay exists and is recorded
     ok(&run_train(

@@ -1,4 +1,6 @@
-//! Evaluation: TruthfulQA MC1/MC2, and the held-out answers of a fine-tune.
+//! Evaluation: TruthfulQA MC1/MC2 (with lm-evaluation-harness's result layout), and the
+//! held-out answers of a fine-tune.
 
 pub mod answers;
+pub mod lm_eval;
 pub mod truthfulqa;
