@@ -189,8 +189,9 @@ mod tests {
     fn stderr_is_lm_evals_and_tasks_resolve() {
         let (m, se) = mean_and_stderr(&[1.0, 0.0, 1.0, 1.0]);
         assert_eq!(m, 0.75);
-        // sample sd = sqrt(0.25 * 4 / 3) = 0.5774; / sqrt(4)
-        assert!((se.unwrap() - 0.288_675).abs() < 1e-6);
+        // squared deviations 3 * 0.0625 + 0.5625 = 0.75; sample var 0.75 / 3 = 0.25, sd 0.5;
+        // over sqrt(4)
+        assert!((se.unwrap() - 0.25).abs() < 1e-12);
         assert_eq!(mean_and_stderr(&[1.0]).1, None);
         let t = resolve_tasks(&["truthfulqa".into(), "truthfulqa_mc2".into(), "loss".into()]);
         assert_eq!(t.unwrap(), ["truthfulqa_mc1", "truthfulqa_mc2", "loss"]);
