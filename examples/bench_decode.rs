@@ -20,6 +20,7 @@ use burn_engram::study::{Profile, base_model_dir, probe_questions};
 use burn_engram::{EngramError, InitOptions, Result};
 use clap::Parser;
 use common::flags::{DeviceFlags, finish};
+use common::{median, spread};
 use serde_json::json;
 
 #[global_allocator]
@@ -79,11 +80,6 @@ fn decode_s<M: CausalLm>(m: &M, prompt: &[u32], follow: &[u32]) -> Result<f64> {
     Ok(t0.elapsed().as_secs_f64() / follow.len() as f64)
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
 fn run(args: Args) -> Result<()> {
     let (device, _) = args.device.select(true)?;
     let dir = base_model_dir();
@@ -121,10 +117,6 @@ fn run(args: Args) -> Result<()> {
         t[5].push(score(&sf)?);
         eprintln!("round {}/{}", round + 1, args.rounds);
     }
-    let spread = |v: &[f64]| {
-        let m = median(v.to_vec());
-        median(v.iter().map(|x| (x - m).abs()).collect())
-    };
     let [db, de, df, sbm, sem, sfm] = t.clone().map(median);
     if ![db, de, df, sbm, sem, sfm]
         .iter()
@@ -142,11 +134,7 @@ fn run(args: Args) -> Result<()> {
         "engram_decode_vs_base": de / db, "engram_decode_speedup_vs_full": df / de,
         "engram_score_vs_base": sem / sbm, "engram_score_speedup_vs_full": sfm / sem,
     });
-    println!("{v}");
-    match &args.out {
-        Some(p) => burn_engram::io::write_atomic(p, format!("{v:#}\n").as_bytes()),
-        None => Ok(()),
-    }
+    common::emit(&v, args.out.as_deref())
 }
 
 fn main() -> std::process::ExitCode {

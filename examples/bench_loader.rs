@@ -17,6 +17,7 @@ use burn_engram::study::{Method, RunSpec, StudySetup};
 use burn_engram::{EngramError, Result};
 use clap::Parser;
 use common::flags::{DeviceFlags, finish};
+use common::{median, spread};
 use serde_json::json;
 
 #[global_allocator]
@@ -32,17 +33,6 @@ struct Args {
     out: Option<PathBuf>,
     #[command(flatten)]
     device: DeviceFlags,
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
-/// Median absolute deviation: the step-to-step spread.
-fn spread(v: &[f64]) -> f64 {
-    let m = median(v.to_vec());
-    median(v.iter().map(|x| (x - m).abs()).collect())
 }
 
 fn run(args: Args) -> Result<()> {
@@ -121,11 +111,7 @@ fn run(args: Args) -> Result<()> {
         "step_spread_s": noise, "step_difference_s": b - a, "hidden_fraction": hidden,
         "same_losses": true,
     });
-    println!("{v}");
-    match &args.out {
-        Some(p) => burn_engram::io::write_atomic(p, format!("{v:#}\n").as_bytes()),
-        None => Ok(()),
-    }
+    common::emit(&v, args.out.as_deref())
 }
 
 fn main() -> std::process::ExitCode {

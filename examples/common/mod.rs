@@ -97,3 +97,24 @@ pub fn machine() -> serde_json::Value {
     serde_json::json!({ "cpu": field("model name").map(str::trim), "avx2": has("avx2"),
         "avx512f": has("avx512f"), "threads": rayon::current_num_threads() })
 }
+
+/// The median of `v` (the upper one of an even count).
+pub fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Median absolute deviation: the round-to-round spread.
+pub fn spread(v: &[f64]) -> f64 {
+    let m = median(v.to_vec());
+    median(v.iter().map(|x| (x - m).abs()).collect())
+}
+
+/// Prints a benchmark's JSON object on one line and writes it (pretty) to `out` if given.
+pub fn emit(v: &serde_json::Value, out: Option<&std::path::Path>) -> burn_engram::Result<()> {
+    println!("{v}");
+    match out {
+        Some(p) => burn_engram::io::write_atomic(p, format!("{v:#}\n").as_bytes()),
+        None => Ok(()),
+    }
+}
