@@ -41,7 +41,7 @@ struct Args {
     method: String,
     #[command(flatten)]
     model: ModelDir,
-    /// Prepared samples (JSON lines of {instruction, input, output}).
+    /// Samples, JSON lines of {instruction, input, output}, {"messages": [...]} or {prompt, completion}.
     #[arg(long)]
     data: PathBuf,
     /// Output folder (the run folder).

@@ -1,4 +1,5 @@
-//! The study's dataset: `{instruction, input, output}` samples in ChatML plus eos, tokenized,
+//! The study's dataset: `{instruction, input, output}` samples (or chat `messages`, or
+//! `prompt`/`completion`, see [`parse_sample`]) in ChatML plus eos, tokenized,
 //! truncated, shuffled (seed 42), split 99/1 with the eval part capped at 200, and batched
 //! with dynamic padding.
 
@@ -38,7 +39,85 @@ impl Default for DataConfig {
     }
 }
 
-/// Reads JSON-lines samples; a line that is not a sample is an error naming it.
+/// One JSON line as a sample, in any of the formats training reads:
+/// `{"instruction", "input", "output"}` (the study's), chat messages
+/// `{"messages": [{"role": "system" | "user" | "assistant", "content"}]}` (one optional system
+/// turn, one user turn, one assistant turn: the study's ChatML sample), or
+/// `{"prompt", "completion"}` (no system turn). Anything else is an error saying why.
+///
+/// ```
+/// use burn_engram::study::data::dataset::parse_sample;
+/// let chat = r#"{"messages": [{"role": "system", "content": "Call tools."},
+///     {"role": "user", "content": "Weather in Paris?"},
+///     {"role": "assistant", "content": "<functioncall> {}"}]}"#;
+/// let s = parse_sample(chat).unwrap();
+/// assert_eq!((s.instruction.as_str(), s.input.as_str()), ("Call tools.", "Weather in Paris?"));
+/// let pc = parse_sample(r#"{"prompt": "2+2?", "completion": "4"}"#).unwrap();
+/// assert_eq!((pc.instruction.as_str(), pc.output.as_str()), ("", "4"));
+/// assert!(parse_sample(r#"{"text": "x"}"#).unwrap_err().contains("instruction"));
+/// ```
+pub fn parse_sample(line: &str) -> std::result::Result<Sample, String> {
+    let v: serde_json::Value = serde_json::from_str(line).map_err(|e| e.to_string())?;
+    let obj = v.as_object().ok_or("a sample is a JSON object")?;
+    let text = |o: &serde_json::Map<String, serde_json::Value>,
+                k: &str|
+     -> std::result::Result<String, String> {
+        match o.get(k) {
+            Some(serde_json::Value::String(s)) => Ok(s.clone()),
+            Some(other) => Err(format!("`{k}` must be a string, got {other}")),
+            None => Err(format!("missing `{k}`")),
+        }
+    };
+    if let Some(messages) = obj.get("messages") {
+        let turns = messages.as_array().ok_or("`messages` must be a list")?;
+        let mut roles = Vec::new();
+        let (mut system, mut user, mut assistant) = (String::new(), None, None);
+        for (i, m) in turns.iter().enumerate() {
+            let m = m
+                .as_object()
+                .ok_or(format!("messages[{i}] is not an object"))?;
+            let role = text(m, "role").map_err(|e| format!("messages[{i}]: {e}"))?;
+            let content = text(m, "content").map_err(|e| format!("messages[{i}]: {e}"))?;
+            match role.as_str() {
+                "system" if roles.is_empty() => system = content,
+                "user" if user.is_none() && assistant.is_none() => user = Some(content),
+                "assistant" if user.is_some() && assistant.is_none() => assistant = Some(content),
+                _ => {
+                    return Err(format!(
+                        "messages[{i}] has role {role:?} after {roles:?}: a sample is one optional \
+                         system turn, one user turn and one assistant turn (multi-turn chats are \
+                         not supported)"
+                    ));
+                }
+            }
+            roles.push(role);
+        }
+        let (Some(input), Some(output)) = (user, assistant) else {
+            return Err(format!(
+                "messages have roles {roles:?}: a user and an assistant turn are needed"
+            ));
+        };
+        return Ok(Sample {
+            instruction: system,
+            input,
+            output,
+        });
+    }
+    if obj.contains_key("prompt") || obj.contains_key("completion") {
+        return Ok(Sample {
+            instruction: String::new(),
+            input: text(obj, "prompt")?,
+            output: text(obj, "completion")?,
+        });
+    }
+    if !obj.contains_key("output") {
+        return Err("not a sample: expected {\"instruction\", \"input\", \"output\"}, {\"messages\": [...]} or {\"prompt\", \"completion\"}".into());
+    }
+    serde_json::from_value(v).map_err(|e| e.to_string())
+}
+
+/// Reads JSON-lines samples (any format of [`parse_sample`]); a line that is not a sample is an
+/// error naming it.
 pub fn load_samples(path: impl AsRef<Path>) -> Result<Vec<Sample>> {
     Ok(load_samples_with_lines(path)?
         .into_iter()
@@ -54,7 +133,7 @@ pub fn load_samples_with_lines(path: impl AsRef<Path>) -> Result<Vec<(usize, Sam
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
         .map(|(i, l)| {
-            serde_json::from_str(l)
+            parse_sample(l)
                 .map(|s| (i + 1, s))
                 .map_err(|e| EngramError::bad_file(path, format!("line {}: {e}", i + 1)))
         })
@@ -234,6 +313,34 @@ pub fn make_batch(seqs: &[&[u32]], pad_id: u32) -> Result<Batch> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn three_sample_formats_load_alike_and_bad_chats_name_their_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("train.jsonl");
+        let lines = [
+            r#"{"instruction": "sys", "input": "hi", "output": "call()"}"#,
+            r#"{"messages": [{"role": "system", "content": "sys"}, {"role": "user", "content": "hi"}, {"role": "assistant", "content": "call()"}]}"#,
+            r#"{"prompt": "hi", "completion": "call()"}"#,
+        ];
+        std::fs::write(&p, lines.join("\n")).unwrap();
+        let got = load_samples(&p).unwrap();
+        assert_eq!(got[0], got[1]);
+        assert_eq!(
+            (got[2].instruction.as_str(), got[2].input.as_str()),
+            ("", "hi")
+        );
+        let multi = r#"{"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}, {"role": "user", "content": "c"}]}"#;
+        std::fs::write(&p, format!("{}\n{multi}\n", lines[0])).unwrap();
+        let e = load_samples(&p).unwrap_err().to_string();
+        assert!(
+            e.contains("train.jsonl") && e.contains("line 2") && e.contains("multi-turn"),
+            "{e}"
+        );
+        std::fs::write(&p, r#"{"messages": [{"role": "user", "content": "a"}]}"#).unwrap();
+        let e = load_samples(&p).unwrap_err().to_string();
+        assert!(e.contains("a user and an assistant turn"), "{e}");
+    }
 
     #[test]
     fn dynamic_padding_and_label_mask() {
