@@ -57,7 +57,8 @@ pub struct Qwen3Model {
 /// Keys/values of every layer plus the padding flags of the cached positions, so a prefix
 /// can be computed once and extended (or cloned and extended several ways), plus the state
 /// the residual injector carries between steps (`S = ()` for the plain model,
-/// [`EngramState`](crate::EngramState) with Engram).
+/// [`EngramState`](crate::EngramState) with Engram). A forward that fails leaves its cache
+/// partly advanced: start a new one (a later step on it is refused or wrong).
 #[derive(Debug, Clone, Default)]
 pub struct KvCache<S = ()> {
     layers: Vec<LayerKvCache>,
