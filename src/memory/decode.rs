@@ -188,21 +188,13 @@ impl EngramLayers {
         batch: &EngramBatch,
         state: &mut EngramState,
     ) -> Result<Tensor<4>> {
-        let engram = self
-            .layer(layer_id)
-            .ok_or_else(|| EngramError::UnknownLayer {
-                layer: layer_id,
-                configured: self.config().layer_ids.clone(),
-            })?;
+        let (engram, rows) = self.layer_and_rows(layer_id, batch)?;
         let start = batch.start.ok_or_else(|| {
             EngramError::BadBatch(
                 "a decoding step needs a batch from EngramLayers::prepare_step (its n-grams \
                  reach back into the earlier tokens)"
                     .into(),
             )
-        })?;
-        let rows = batch.rows(layer_id).ok_or_else(|| {
-            EngramError::BadBatch(format!("the batch holds no hash rows for layer {layer_id}"))
         })?;
         let layer = state
             .layers
@@ -242,19 +234,9 @@ impl EngramLayers {
         batch: &EngramBatch,
         state: &mut EngramState,
     ) -> Result<Tensor<3>> {
-        if self.layer(layer_id).is_none() {
-            return Ok(hidden);
-        }
-        let [b, t, d] = hidden.dims();
-        if self.config().hc_mult != 1 {
-            return Err(EngramError::ShapeMismatch {
-                what: "hidden states (hc_mult > 1 needs memory_step)",
-                expected: format!("[B, T, {}, {d}]", self.config().hc_mult),
-                got: vec![b, t, d],
-            });
-        }
-        let update =
-            self.memory_step(layer_id, hidden.clone().unsqueeze_dim::<4>(2), batch, state)?;
-        Ok(hidden + update.reshape([b, t, d]))
+        let what = "hidden states (hc_mult > 1 needs memory_step)";
+        self.add_ungrouped(layer_id, hidden, what, |h| {
+            self.memory_step(layer_id, h, batch, state)
+        })
     }
 }

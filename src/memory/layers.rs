@@ -278,6 +278,22 @@ impl EngramLayers {
         hidden: Tensor<4>,
         batch: &EngramBatch,
     ) -> Result<Tensor<4>> {
+        let (engram, rows) = self.layer_and_rows(layer_id, batch)?;
+        match batch.tables.iter().find(|(l, _)| *l == layer_id) {
+            Some((_, table)) => {
+                engram.forward_with_table(hidden, table.clone(), rows.clone(), batch.gate)
+            }
+            None => engram.forward(hidden, rows.clone(), batch.gate),
+        }
+    }
+
+    /// The Engram layer at `layer_id` and the batch's hash rows for it, or the error naming
+    /// which is missing.
+    pub(crate) fn layer_and_rows<'a>(
+        &self,
+        layer_id: usize,
+        batch: &'a EngramBatch,
+    ) -> Result<(&Engram, &'a Tensor<3, Int>)> {
         let engram = self
             .layer(layer_id)
             .ok_or_else(|| EngramError::UnknownLayer {
@@ -287,12 +303,7 @@ impl EngramLayers {
         let rows = batch.rows(layer_id).ok_or_else(|| {
             EngramError::BadBatch(format!("the batch holds no hash rows for layer {layer_id}"))
         })?;
-        match batch.tables.iter().find(|(l, _)| *l == layer_id) {
-            Some((_, table)) => {
-                engram.forward_with_table(hidden, table.clone(), rows.clone(), batch.gate)
-            }
-            None => engram.forward(hidden, rows.clone(), batch.gate),
-        }
+        Ok((engram, rows))
     }
 
     /// `hidden + engram(hidden)` at configured layers, `hidden` unchanged elsewhere, for
@@ -325,18 +336,32 @@ impl EngramLayers {
         hidden: Tensor<3>,
         batch: &EngramBatch,
     ) -> Result<Tensor<3>> {
+        let what = "hidden states (hc_mult > 1 needs inject_grouped)";
+        self.add_ungrouped(layer_id, hidden, what, |h| self.memory(layer_id, h, batch))
+    }
+
+    /// `hidden + update(hidden as [B, T, 1, D])` at configured layers (needs `hc_mult == 1`;
+    /// else a shape error whose `what` points to the grouped form), `hidden` unchanged
+    /// elsewhere: what `inject` and `inject_step` share.
+    pub(crate) fn add_ungrouped(
+        &self,
+        layer_id: usize,
+        hidden: Tensor<3>,
+        what: &'static str,
+        update: impl FnOnce(Tensor<4>) -> Result<Tensor<4>>,
+    ) -> Result<Tensor<3>> {
         if self.layer(layer_id).is_none() {
             return Ok(hidden);
         }
         let [b, t, d] = hidden.dims();
         if self.config.hc_mult != 1 {
             return Err(EngramError::ShapeMismatch {
-                what: "hidden states (hc_mult > 1 needs inject_grouped)",
+                what,
                 expected: format!("[B, T, {}, {d}]", self.config.hc_mult),
                 got: vec![b, t, d],
             });
         }
-        let update = self.memory(layer_id, hidden.clone().unsqueeze_dim::<4>(2), batch)?;
+        let update = update(hidden.clone().unsqueeze_dim::<4>(2))?;
         Ok(hidden + update.reshape([b, t, d]))
     }
 }

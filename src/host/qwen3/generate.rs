@@ -152,7 +152,7 @@ impl Sampler {
             .collect();
         cand.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         if self.config.top_k > 0 {
-            cand.truncate(self.config.top_k.max(1));
+            cand.truncate(self.config.top_k);
         }
         let max = cand[0].1;
         let mut probs: Vec<f64> = cand.iter().map(|(_, l)| (l - max).exp()).collect();

@@ -128,7 +128,8 @@ fn accs(task: &str, r: &TruthfulQaResult) -> Vec<f64> {
 /// in `tasks` (other names are skipped), from a run over `n_total` questions of which
 /// `result` scored the first.
 pub fn mc_results(tasks: &[&str], result: &TruthfulQaResult, n_total: usize) -> Value {
-    let (mut results, mut samples, mut better, mut versions) = (
+    let (mut results, mut samples, mut better, mut versions, mut shots) = (
+        serde_json::Map::new(),
         serde_json::Map::new(),
         serde_json::Map::new(),
         serde_json::Map::new(),
@@ -146,10 +147,10 @@ pub fn mc_results(tasks: &[&str], result: &TruthfulQaResult, n_total: usize) -> 
         );
         better.insert(task.into(), json!({ "acc": true }));
         versions.insert(task.into(), json!(PROTOCOL));
+        shots.insert(task.into(), json!(0));
     }
     json!({ "results": results, "n-samples": samples, "higher_is_better": better,
-        "versions": versions, "n-shot": tasks.iter().filter(|t| t.starts_with("truthfulqa_mc"))
-            .map(|t| (t.to_string(), json!(0))).collect::<serde_json::Map<_, _>>() })
+        "versions": versions, "n-shot": shots })
 }
 
 /// lm-eval's per-sample records of one MC task: `doc_id`, `doc`, `target`, the
