@@ -83,6 +83,14 @@ pub enum EngramError {
         /// The parser's message (line and column included).
         source: serde_json::Error,
     },
+    /// A chat request that cannot be rendered: bad JSON, extra keywords that are not an object.
+    #[error("chat input `{what}`: {reason}")]
+    InvalidChat {
+        /// What was wrong (`JSON`, `kwargs`).
+        what: &'static str,
+        /// Why.
+        reason: String,
+    },
     /// The `tokenizers` library failed (loading a tokenizer.json or decoding an id).
     #[error("tokenizer: {0}")]
     Tokenizer(String),

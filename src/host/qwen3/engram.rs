@@ -144,6 +144,57 @@ impl Qwen3Engram {
     }
 }
 
+impl Qwen3Engram {
+    /// Writes the model as a TinyEngram folder, the layout [`load_tinyengram`] and the Python
+    /// reference read: one `model.safetensors` with the backbone (transformers' names) and
+    /// `model.engram_layers.{L}.*` (TinyEngram's names, PyTorch layouts, int64 `offsets`),
+    /// `engram_config.json` (the reference's field names), the `config.json` of `base_dir` (the
+    /// folder the backbone was loaded from) with its dtype set to `float32`, and
+    /// whichever of the tokenizer / generation files (see
+    /// [`FOLDER_FILES`](super::FOLDER_FILES)) `base_dir` has (`tokenizer.json` is
+    /// needed to load the folder back). Written whole ([`write_dir_atomic`]); `out` must not be
+    /// `base_dir`, and the backbone must be f32. The whole checkpoint passes through memory
+    /// twice while the one file is assembled (about 5 GB for Qwen3-0.6B).
+    ///
+    /// [`load_tinyengram`]: Self::load_tinyengram
+    /// [`write_dir_atomic`]: crate::io::write_dir_atomic
+    pub fn save_tinyengram(&self, base_dir: impl AsRef<Path>, out: impl AsRef<Path>) -> Result<()> {
+        let (base_dir, out) = (base_dir.as_ref(), out.as_ref());
+        super::check_derived_folder(&self.base, base_dir, out)?;
+        crate::io::write_dir_atomic(out, |dir| {
+            super::save_qwen3_files(&self.base, dir)?;
+            let model = dir.join("model.safetensors");
+            let engram = dir.join("engram_part.safetensors");
+            self.engram.save_weights(&engram)?;
+            let mut tensors = Vec::new();
+            for path in [&model, &engram] {
+                let bytes = std::fs::read(path).map_err(|e| EngramError::io(path, e))?;
+                let st = safetensors::SafeTensors::deserialize(&bytes)
+                    .map_err(|e| EngramError::bad_file(path, e.to_string()))?;
+                let mut views = st.tensors();
+                views.sort_by(|a, b| a.0.cmp(&b.0));
+                for (name, view) in views {
+                    tensors.push((
+                        name,
+                        view.dtype(),
+                        view.shape().to_vec(),
+                        view.data().to_vec(),
+                    ));
+                }
+            }
+            std::fs::remove_file(&engram).map_err(|e| EngramError::io(&engram, e))?;
+            crate::io::safetensors::write_safetensors(
+                &model,
+                &tensors,
+                crate::io::safetensors::pt_metadata(),
+            )?;
+            self.engram.config().to_json_file(dir.join(CONFIG_FILE))?;
+            super::write_f32_config(base_dir, dir)?;
+            super::copy_folder_files(base_dir, dir)
+        })
+    }
+}
+
 fn check_layers(config: &EngramConfig, base: &Qwen3ForCausalLM) -> Result<()> {
     let n = base.config().num_hidden_layers;
     if let Some(l) = config.layer_ids.iter().find(|l| **l >= n) {

@@ -13,6 +13,7 @@
 //! ```
 
 mod attention;
+mod chat;
 mod config;
 mod engram;
 mod generate;
@@ -26,6 +27,7 @@ mod score;
 mod tokenizer;
 
 pub use attention::Qwen3Attention;
+pub use chat::{ChatRequest, ChatTemplate, ChatValue, parse_chat_json, read_chat_json};
 pub use config::Qwen3Config;
 pub use engram::Qwen3Engram;
 pub use generate::{Generation, GenerationConfig, Sampler, generate};
@@ -33,6 +35,9 @@ pub use linear::forward_linear;
 pub use load::{load_qwen3, weight_files};
 pub use mlp::Qwen3Mlp;
 pub use model::{KvCache, Qwen3DecoderLayer, Qwen3ForCausalLM, Qwen3Model};
-pub use save::save_qwen3;
+pub use save::{FOLDER_FILES, save_qwen3};
+pub(crate) use save::{
+    check_derived_folder, copy_folder_files, save_files as save_qwen3_files, write_f32_config,
+};
 pub use score::{CausalLm, ContinuationScore, encode_pair, generate_greedy, score_continuations};
 pub use tokenizer::{Qwen3Tokenizer, chatml};

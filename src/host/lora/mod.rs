@@ -5,34 +5,37 @@
 //! The adapters are PEFT's: `A` starts as PEFT's default `kaiming_uniform_(a=sqrt(5))`
 //! (U(-1/sqrt(in), 1/sqrt(in)); Burn's own `apply_lora` would draw N(0, 1/r)), `B` at 0,
 //! and `lora_dropout` (PEFT's default 0.05) acts on the adapter's input in training only
-//! ([`forward_linear`](crate::host::qwen3::forward_linear)). Only plain LoRA is supported: `use_rslora`, `use_dora`, bias training,
-//! `rank_pattern`/`alpha_pattern` and `modules_to_save` are refused with an error.
+//! ([`forward_linear`](crate::host::qwen3::forward_linear)). Which projections take an
+//! adapter, with what rank and scale, is PEFT's decision ([`LoraConfig::plan`]): names, regular
+//! expressions and `"all-linear"` in `target_modules`, `exclude_modules`, `layers_to_transform`,
+//! `rank_pattern` / `alpha_pattern` and rsLoRA. DoRA, bias training and `modules_to_save` are
+//! refused with an error naming the field. [`merge_lora`] folds an adapter into the weights.
+
+mod config;
+mod merge;
+
+use config::PEFT_FIELDS;
+pub use config::{
+    ALL_LINEAR, AdapterShape, LoraConfig, OneOrMany, QWEN3_TARGETS, TargetModules,
+    qwen3_projections,
+};
+pub use merge::{merge_lora, save_merged};
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
-use burn::module::{Lora, Module, ModuleMapper, ModuleVisitor, Param, ParamGroup};
+use burn::module::{
+    Lora, LoraAdapter, Module, ModuleMapper, ModuleVisitor, Param, Reparameterizer,
+};
 use burn::tensor::{Distribution, FloatDType, Tensor, TensorData};
 use safetensors::SafeTensors;
 use safetensors::tensor::Dtype;
-use serde::{Deserialize, Serialize};
 
 use crate::error::{EngramError, Result};
-use crate::host::qwen3::{Qwen3Config, Qwen3ForCausalLM};
+use crate::host::qwen3::Qwen3ForCausalLM;
 use crate::io::read_f32;
 use crate::io::safetensors::{OwnedTensor, f32_bytes, pt_metadata, transpose, write_safetensors};
 use crate::io::{read_json_and_value, write_json};
-
-/// The projections LoRA may target in Qwen3.
-pub const QWEN3_TARGETS: [&str; 7] = [
-    "q_proj",
-    "k_proj",
-    "v_proj",
-    "o_proj",
-    "gate_proj",
-    "up_proj",
-    "down_proj",
-];
 
 /// PEFT's file names.
 pub const ADAPTER_WEIGHTS: &str = "adapter_model.safetensors";
@@ -41,196 +44,37 @@ pub const ADAPTER_CONFIG: &str = "adapter_config.json";
 
 const PEFT_PREFIX: &str = "base_model.model.";
 
-/// The fields of PEFT's `adapter_config.json` this crate reads and writes (others are
-/// ignored on reading). Defaults are the study's: r 16, alpha 16, dropout 0.05, all seven
-/// projections.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct LoraConfig {
-    /// Rank.
-    pub r: usize,
-    /// Scale numerator: the update is `alpha / r * B A`.
-    pub lora_alpha: f64,
-    /// Dropout on the adapter's input while training (PEFT's `lora_dropout`).
-    pub lora_dropout: f64,
-    /// Projection names.
-    pub target_modules: Vec<String>,
-    /// Must be "none".
-    pub bias: String,
-    /// "LORA".
-    pub peft_type: String,
-    /// "CAUSAL_LM".
-    pub task_type: String,
-    /// The base model the adapter was trained on, informational.
-    pub base_model_name_or_path: Option<String>,
-    /// Must be false.
-    pub use_rslora: bool,
-    /// Must be false.
-    pub use_dora: bool,
-    /// Must be false (Burn stores Linear weights `[in, out]`; PEFT files are `[out, in]`).
-    pub fan_in_fan_out: bool,
-    /// Must be empty.
-    pub rank_pattern: BTreeMap<String, serde_json::Value>,
-    /// Must be empty.
-    pub alpha_pattern: BTreeMap<String, serde_json::Value>,
-    /// Must be absent.
-    pub modules_to_save: Option<Vec<String>>,
-    /// PEFT writes it; true.
-    pub inference_mode: bool,
+/// Burn's own [`Lora`] with the rank and alpha of each projection's [`AdapterShape`], and its
+/// scale (rsLoRA's included); every other parameter is frozen without an adapter.
+struct PeftLora {
+    plan: BTreeMap<String, AdapterShape>,
+    lora: Lora,
 }
 
-impl Default for LoraConfig {
-    fn default() -> Self {
-        Self {
-            r: 16,
-            lora_alpha: 16.0,
-            lora_dropout: 0.05,
-            target_modules: QWEN3_TARGETS.iter().map(|s| s.to_string()).collect(),
-            bias: "none".into(),
-            peft_type: "LORA".into(),
-            task_type: "CAUSAL_LM".into(),
-            base_model_name_or_path: None,
-            use_rslora: false,
-            use_dora: false,
-            fan_in_fan_out: false,
-            rank_pattern: BTreeMap::new(),
-            alpha_pattern: BTreeMap::new(),
-            modules_to_save: None,
-            inference_mode: true,
-        }
-    }
-}
+impl Reparameterizer for PeftLora {
+    type Reparam = LoraAdapter;
 
-/// Fields of PEFT's `LoraConfig` (0.17) that this crate does not use: read quietly (a file
-/// that sets one of them to something that matters is caught by [`LoraConfig::validate`]
-/// through the fields it does read).
-const PEFT_FIELDS: &[&str] = &[
-    "auto_mapping",
-    "revision",
-    "init_lora_weights",
-    "layers_to_transform",
-    "layers_pattern",
-    "loftq_config",
-    "eva_config",
-    "corda_config",
-    "megatron_config",
-    "megatron_core",
-    "layer_replication",
-    "runtime_config",
-    "lora_bias",
-    "exclude_modules",
-    "trainable_token_indices",
-    "target_parameters",
-    "qalora_group_size",
-    "use_qalora",
-];
-
-impl LoraConfig {
-    /// Checks that this is a plain LoRA on Qwen3 projections.
-    pub fn validate(&self) -> Result<()> {
-        let bad = |field: &'static str, why: String| Err(EngramError::lora(field, why));
-        if self.r == 0 {
-            return bad("r", "must be >= 1".into());
-        }
-        if !(self.lora_alpha.is_finite() && self.lora_alpha > 0.0) {
-            return bad(
-                "lora_alpha",
-                format!("{} is not a positive number", self.lora_alpha),
-            );
-        }
-        if !(0.0..1.0).contains(&self.lora_dropout) {
-            return bad(
-                "lora_dropout",
-                format!("{} is not a probability in [0, 1)", self.lora_dropout),
-            );
-        }
-        if self.target_modules.is_empty() {
-            return bad("target_modules", "names no projection".into());
-        }
-        if let Some(t) = self
-            .target_modules
-            .iter()
-            .find(|t| !QWEN3_TARGETS.contains(&t.as_str()))
-        {
-            return bad(
-                "target_modules",
-                format!("\"{t}\" is not one of {QWEN3_TARGETS:?}"),
-            );
-        }
-        if self.peft_type != "LORA" {
-            return bad(
-                "peft_type",
-                format!("\"{}\" is not \"LORA\"", self.peft_type),
-            );
-        }
-        if self.bias != "none" {
-            return bad(
-                "bias",
-                format!("\"{}\" is not supported (only \"none\")", self.bias),
-            );
-        }
-        for (field, on) in [
-            ("use_rslora", self.use_rslora),
-            ("use_dora", self.use_dora),
-            ("fan_in_fan_out", self.fan_in_fan_out),
-        ] {
-            if on {
-                return bad(field, "is not supported".into());
+    fn reparameterize<const D: usize>(
+        &mut self,
+        path: &str,
+        param: Param<Tensor<D>>,
+    ) -> (Param<Tensor<D>>, Option<LoraAdapter>) {
+        let shape = path
+            .strip_suffix(".weight")
+            .and_then(|module| self.plan.get(module));
+        match shape {
+            Some(shape) if D == 2 => {
+                self.lora.rank = shape.r;
+                self.lora.alpha = shape.alpha;
+                let (base, adapter) = self.lora.reparameterize(path, param);
+                let adapter = adapter.map(|a| LoraAdapter {
+                    scale: shape.scale,
+                    ..a
+                });
+                (base, adapter)
             }
+            _ => (param.set_require_grad(false), None),
         }
-        if !self.rank_pattern.is_empty() {
-            return bad("rank_pattern", "per-module ranks are not supported".into());
-        }
-        if !self.alpha_pattern.is_empty() {
-            return bad(
-                "alpha_pattern",
-                "per-module alphas are not supported".into(),
-            );
-        }
-        if self.modules_to_save.as_ref().is_some_and(|m| !m.is_empty()) {
-            return bad("modules_to_save", "is not supported".into());
-        }
-        Ok(())
-    }
-
-    /// Trainable parameters on a Qwen3 model, in closed form:
-    /// `r * (d_in + d_out)` per targeted projection per layer.
-    ///
-    /// ```
-    /// # use burn_engram::host::lora::LoraConfig;
-    /// let cfg: burn_engram::host::qwen3::Qwen3Config = serde_json::from_str(r#"{"model_type": "qwen3",
-    ///   "vocab_size": 151936, "hidden_size": 1024, "intermediate_size": 3072,
-    ///   "num_hidden_layers": 28, "num_attention_heads": 16, "num_key_value_heads": 8,
-    ///   "head_dim": 128}"#).unwrap();
-    /// assert_eq!(LoraConfig::default().trainable_params(&cfg), 10_092_544);
-    /// ```
-    pub fn trainable_params(&self, cfg: &Qwen3Config) -> usize {
-        let (h, q, kv, i) = (
-            cfg.hidden_size,
-            cfg.q_dim(),
-            cfg.kv_dim(),
-            cfg.intermediate_size,
-        );
-        let per_layer: usize = self
-            .target_modules
-            .iter()
-            .map(|t| match t.as_str() {
-                "q_proj" => h + q,
-                "k_proj" | "v_proj" => h + kv,
-                "o_proj" => q + h,
-                "gate_proj" | "up_proj" | "down_proj" => h + i,
-                _ => 0,
-            })
-            .sum();
-        self.r * per_layer * cfg.num_hidden_layers
-    }
-
-    fn param_group(&self) -> Result<ParamGroup> {
-        let targets = self.target_modules.join("|");
-        ParamGroup::from_regex(format!(
-            r"^model\.layers\.\d+\.(self_attn|mlp)\.({targets})\.weight$"
-        ))
-        .map_err(|e| EngramError::lora("target_modules", format!("{e:?}")))
     }
 }
 
@@ -243,12 +87,9 @@ impl LoraConfig {
 /// weights; a bf16 backbone casts them in [`forward_linear`]). `A` is drawn from the device's
 /// generator: seed it (`device.seed(..)`) for a reproducible adapter.
 pub fn apply_lora(model: Qwen3ForCausalLM, cfg: &LoraConfig) -> Result<Qwen3ForCausalLM> {
-    cfg.validate()?;
-    let mut model = model.apply_lora(
-        Lora::new(cfg.r, cfg.lora_alpha)
-            .set_param_group(cfg.param_group()?)
-            .set_dtype(FloatDType::F32),
-    );
+    let plan = cfg.plan(model.config())?;
+    let lora = Lora::new(cfg.r, cfg.lora_alpha).set_dtype(FloatDType::F32);
+    let mut model = model.apply_reparameterization(PeftLora { plan, lora });
     model = model.map(&mut PeftInitA::default());
     for layer in &mut model.model.layers {
         layer.self_attn.lora_dropout = cfg.lora_dropout;
@@ -431,8 +272,8 @@ pub fn load_adapter(
         &cfg_path,
         &crate::io::unknown_fields(&value, &known, PEFT_FIELDS),
     );
-    cfg.validate()
-        .map_err(|e| EngramError::bad_file(dir.join(ADAPTER_CONFIG), e.to_string()))?;
+    cfg.plan(model.config())
+        .map_err(|e| EngramError::bad_file(&cfg_path, e.to_string()))?;
     let model = apply_lora(model, &cfg)?;
     let path = dir.join(ADAPTER_WEIGHTS);
     let bytes = std::fs::read(&path).map_err(|e| EngramError::io(&path, e))?;
