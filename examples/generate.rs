@@ -3,11 +3,15 @@
 //!
 //! ```text
 //! cargo run --release --example generate -- --model-dir DIR [--engram DIR | --lora DIR] \
-//!     --prompt "..." [--chatml [--system "..."]] [--max-new-tokens 128] \
+//!     (--prompt "..." [--chat | --chatml] [--system "..."] | --messages chat.json) \
+//!     [--chat-kwargs '{"enable_thinking": false}'] [--max-new-tokens 128] \
 //!     [--greedy | --temperature T --top-p P --top-k K --seed S] [--json]
 //! ```
-//! The prompt is encoded as `score` encodes a context (no special tokens added); `--chatml`
-//! wraps it as the study's ChatML user turn, up to `<|im_start|>assistant\n`. The text streams
+//! The prompt is encoded as `score` encodes a context (no special tokens added). `--chat`
+//! renders it as a user turn with the folder's own chat template (Qwen3's, with its `<think>`
+//! handling), and `--messages` a whole conversation, both as transformers'
+//! `apply_chat_template(..., add_generation_prompt=True)`; `--chatml` wraps it as the study's
+//! fixed ChatML user turn, up to `<|im_start|>assistant\n`. The text streams
 //! to stdout, then tokens/s to stderr; with `--json` the last stdout line is
 //! `{"token_ids": [...], "text": ..., "tokens_per_s": ..., "stopped_at_eos": ...}`.
 
@@ -15,11 +19,15 @@
 mod common;
 
 use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use burn_engram::Result;
 use burn_engram::host::AdaptedQwen3;
-use burn_engram::host::qwen3::{GenerationConfig, Qwen3Tokenizer, Sampler, generate};
+use burn_engram::host::qwen3::{
+    ChatRequest, ChatTemplate, ChatValue, GenerationConfig, Qwen3Tokenizer, Sampler, generate,
+    parse_chat_json, read_chat_json,
+};
 use clap::Parser;
 use common::flags::{Added, DeviceFlags, ModelDir, finish};
 
@@ -35,18 +43,30 @@ struct Args {
     #[command(flatten)]
     added: Added,
     /// The prompt.
-    #[arg(long)]
-    prompt: String,
-    /// Wrap the prompt as the study's ChatML user turn.
-    #[arg(long)]
-    chatml: bool,
-    /// The system message of `--chatml`.
     #[arg(
         long,
-        default_value = "You are a helpful assistant.",
-        requires = "chatml"
+        required_unless_present = "messages",
+        conflicts_with = "messages"
     )]
-    system: String,
+    prompt: Option<String>,
+    /// A conversation to continue: a JSON file holding a list of `{"role", "content"}`
+    /// messages, rendered with the model folder's chat template.
+    #[arg(long)]
+    messages: Option<PathBuf>,
+    /// Render the prompt as a user turn with the model folder's own chat template
+    /// (tokenizer_config.json or chat_template.jinja), as transformers' apply_chat_template.
+    #[arg(long, conflicts_with = "chatml")]
+    chat: bool,
+    /// Extra keywords for the chat template, as a JSON object (Qwen3:
+    /// '{"enable_thinking": false}').
+    #[arg(long)]
+    chat_kwargs: Option<String>,
+    /// Wrap the prompt as the study's fixed ChatML user turn (the format the study trains on).
+    #[arg(long, conflicts_with = "messages")]
+    chatml: bool,
+    /// The system message of `--chatml` or `--chat`.
+    #[arg(long)]
+    system: Option<String>,
     /// New tokens at most (default: generation_config.json's, else 128).
     #[arg(long, value_parser = common::at_least_one)]
     max_new_tokens: Option<usize>,
@@ -85,6 +105,39 @@ fn settings(args: &Args, dir: &std::path::Path, tok: &Qwen3Tokenizer) -> Result<
     Ok(cfg)
 }
 
+/// The text to continue: the prompt as it is, in the study's ChatML, or rendered with the
+/// folder's chat template (with a generation prompt).
+fn prompt_text(args: &Args, dir: &Path) -> Result<String> {
+    let prompt = args.prompt.as_deref().unwrap_or_default();
+    if args.chatml {
+        let system = args
+            .system
+            .as_deref()
+            .unwrap_or("You are a helpful assistant.");
+        let full = burn_engram::host::qwen3::chatml(system, prompt, "");
+        return Ok(full.strip_suffix("<|im_end|>").unwrap_or(&full).to_string());
+    }
+    if !args.chat && args.messages.is_none() {
+        return Ok(prompt.to_string());
+    }
+    let messages = match &args.messages {
+        Some(path) => read_chat_json(path)?,
+        None => {
+            let mut turns = Vec::new();
+            if let Some(system) = &args.system {
+                turns.push(serde_json::json!({"role": "system", "content": system}));
+            }
+            turns.push(serde_json::json!({"role": "user", "content": prompt}));
+            ChatValue::from_serialize(&turns)
+        }
+    };
+    let mut request = ChatRequest::new(messages).with_generation_prompt();
+    if let Some(kwargs) = &args.chat_kwargs {
+        request = request.with_kwargs(&parse_chat_json(kwargs)?)?;
+    }
+    ChatTemplate::from_dir(dir)?.render(&request)
+}
+
 fn run(args: Args) -> Result<()> {
     let (device, precision) = args.device.select(false)?;
     let dir = &args.model.model_dir;
@@ -92,12 +145,7 @@ fn run(args: Args) -> Result<()> {
     let cfg = settings(&args, dir, &tok)?;
     let (engram, lora) = (args.added.engram.as_deref(), args.added.lora.as_deref());
     let model = AdaptedQwen3::load(dir, engram, lora, &tok, &device, precision.dtype())?;
-    let text = if args.chatml {
-        let full = burn_engram::host::qwen3::chatml(&args.system, &args.prompt, "");
-        full.strip_suffix("<|im_end|>").unwrap_or(&full).to_string()
-    } else {
-        args.prompt.clone()
-    };
+    let text = prompt_text(&args, dir)?;
     let prompt = tok.encode(&text)?;
     let max_new = args.max_new_tokens.or(cfg.max_new_tokens).unwrap_or(128);
     eprintln!(

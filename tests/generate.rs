@@ -166,3 +166,66 @@ fn generation_defaults_come_from_the_folder() {
         GenerationConfig::default()
     );
 }
+
+#[test]
+fn chat_prompts_render_with_the_folders_template() {
+    // transformers' apply_chat_template text for the tied folder's template (fixture)
+    let cases = read_json("interop/chat_templates.json");
+    let text_of = |conv: &str| -> (serde_json::Value, String) {
+        let c = cases["cases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["template"] == "fixture_chatml" && c["conversation"] == conv)
+            .unwrap();
+        (
+            c["messages"].clone(),
+            c["text"].as_str().unwrap().to_string(),
+        )
+    };
+    let dir = fixture("qwen3/tied");
+    let d = dir.to_str().unwrap();
+    let tokens = |extra: &[&str]| {
+        let mut args = vec![
+            "--model-dir",
+            d,
+            "--max-new-tokens",
+            "6",
+            "--greedy",
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        let (ok, stdout, stderr) = run_generate(&args);
+        assert!(ok, "{stderr}");
+        last_json(&stdout)["token_ids"].clone()
+    };
+    let (_, one_turn) = text_of("one_user_turn");
+    let chat = tokens(&["--chat", "--prompt", "What is a fox?"]);
+    assert_eq!(chat, tokens(&["--prompt", &one_turn]));
+    assert_ne!(
+        chat,
+        tokens(&["--prompt", "What is a fox?"]),
+        "the template changed the prompt"
+    );
+    let (messages, multi) = text_of("multi_turn");
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("chat.json");
+    std::fs::write(&file, messages.to_string()).unwrap();
+    assert_eq!(
+        tokens(&["--messages", file.to_str().unwrap()]),
+        tokens(&["--prompt", &multi])
+    );
+    let (ok, _, stderr) = run_generate(&[
+        "--model-dir",
+        d,
+        "--chat",
+        "--prompt",
+        "x",
+        "--chat-kwargs",
+        "[1]",
+    ]);
+    assert!(!ok && stderr.contains("kwargs"), "{stderr}");
+    std::fs::write(&file, "[{").unwrap();
+    let (ok, _, stderr) = run_generate(&["--model-dir", d, "--messages", file.to_str().unwrap()]);
+    assert!(!ok && stderr.contains("chat.json"), "{stderr}");
+}
