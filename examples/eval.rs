@@ -13,7 +13,7 @@
 #[path = "common/mod.rs"]
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -22,10 +22,10 @@ use burn_engram::Result;
 use burn_engram::host::AdaptedQwen3;
 use burn_engram::host::qwen3::Qwen3Tokenizer;
 use burn_engram::study::data::dataset::{DataConfig, build, load_samples};
-use burn_engram::study::eval::lm_eval::{Limit, mc_results, resolve_tasks, sample_records};
-use burn_engram::study::eval::truthfulqa::{
-    TRUTHFULQA_MC_REVISED, TRUTHFULQA_MC_V1, evaluate, load_questions, parse_questions,
+use burn_engram::study::eval::lm_eval::{
+    Limit, mc_results, resolve_tasks, results_table, sample_records, write_samples,
 };
+use burn_engram::study::eval::truthfulqa::{evaluate, question_set};
 use burn_engram::study::train::eval_loss;
 use clap::Parser;
 use common::flags::{Added, DeviceFlags, ModelDir, finish};
@@ -70,16 +70,10 @@ struct Args {
     log_samples: bool,
 }
 
-fn loss_of(
-    model: &AdaptedQwen3,
-    seqs: &[Vec<u32>],
-    pad: u32,
-    mb: usize,
-    device: &Device,
-) -> Result<f64> {
-    match model {
-        AdaptedQwen3::Base(m) | AdaptedQwen3::Lora(m) => eval_loss(m, seqs, pad, mb, device),
-        AdaptedQwen3::Engram(m) => eval_loss(m, seqs, pad, mb, device),
+fn loss_of(m: &AdaptedQwen3, seqs: &[Vec<u32>], pad: u32, mb: usize, d: &Device) -> Result<f64> {
+    match m {
+        AdaptedQwen3::Base(m) | AdaptedQwen3::Lora(m) => eval_loss(m, seqs, pad, mb, d),
+        AdaptedQwen3::Engram(m) => eval_loss(m, seqs, pad, mb, d),
     }
 }
 
@@ -95,14 +89,12 @@ fn run(args: Args) -> Result<()> {
 
     let eval_loss = match args.data.as_ref().filter(|_| has("loss")) {
         Some(data) => {
-            let cfg = DataConfig {
-                max_len: args.max_len,
-                ..DataConfig::default()
-            };
-            let split = build(&load_samples(data)?, &tok, &cfg)?;
+            let (max_len, d) = (args.max_len, DataConfig::default());
+            let cfg = DataConfig { max_len, ..d };
+            let eval = build(&load_samples(data)?, &tok, &cfg)?.eval;
             Some(loss_of(
                 &model,
-                &split.eval,
+                &eval,
                 tok.pad_id,
                 args.micro_batch,
                 &device,
@@ -113,11 +105,7 @@ fn run(args: Args) -> Result<()> {
     let mut v = serde_json::json!({ "results": {} });
     let mut logged = Vec::new();
     if has("truthfulqa") {
-        let mut questions = match args.truthfulqa.as_str() {
-            "v1" => parse_questions(TRUTHFULQA_MC_V1, Path::new("truthfulqa_mc_v1.jsonl"))?,
-            "revised" => parse_questions(TRUTHFULQA_MC_REVISED, Path::new("truthfulqa_mc.jsonl"))?,
-            path => load_questions(path)?,
-        };
+        let mut questions = question_set(&args.truthfulqa)?;
         let total = questions.len();
         questions.truncate(args.limit.map_or(total, |l| l.of(total)));
         let style = "truthfulqa {bar:30} {pos}/{len} [{elapsed_precise} < {eta}]";
@@ -142,27 +130,12 @@ fn run(args: Args) -> Result<()> {
         "device": args.device.device, "trainable_params": added });
     v["burn_engram_version"] = env!("CARGO_PKG_VERSION").into();
     v["total_evaluation_time_seconds"] = format!("{seconds:.1}").into();
-    eprintln!("{:<16} {:>8} {:>8}", "task", "value", "stderr");
-    for (task, r) in v["results"].as_object().expect("an object") {
-        let (value, se) = (
-            r["acc,none"].as_f64().or(r["eval_loss,none"].as_f64()),
-            r["acc_stderr,none"].as_f64(),
-        );
-        let fmt = |x: Option<f64>| x.map_or("-".to_string(), |x| format!("{x:.4}"));
-        eprintln!("{task:<16} {:>8} {:>8}", fmt(value), fmt(se));
-    }
+    eprint!("{}", results_table(&v));
     eprintln!("{method}, {added} added parameters, {seconds:.1} s");
     println!("{v}");
     let Some(path) = &args.out else { return Ok(()) };
     if args.log_samples {
-        let stem = path
-            .file_stem()
-            .map_or("results".into(), |s| s.to_string_lossy().into_owned());
-        for (task, records) in &logged {
-            let lines: String = records.iter().map(|r| format!("{r}\n")).collect();
-            let file = path.with_file_name(format!("{stem}_samples_{task}.jsonl"));
-            burn_engram::io::write_atomic(&file, lines.as_bytes())?;
-        }
+        write_samples(path, &logged)?;
     }
     burn_engram::io::write_atomic(path, format!("{v:#}\n").as_bytes())
 }

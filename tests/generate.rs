@@ -229,3 +229,26 @@ fn chat_prompts_render_with_the_folders_template() {
     let (ok, _, stderr) = run_generate(&["--model-dir", d, "--messages", file.to_str().unwrap()]);
     assert!(!ok && stderr.contains("chat.json"), "{stderr}");
 }
+
+#[test]
+fn the_text_streamer_hands_out_whole_characters() {
+    let tok = Qwen3Tokenizer::from_dir(fixture("qwen3/tied")).unwrap();
+    let text = "café 中文 naïve";
+    let ids = tok.encode(text).unwrap();
+    assert!(ids.len() > text.chars().count() / 2);
+    let mut stream = burn_engram::host::qwen3::TextStreamer::new(&tok);
+    let mut shown = String::new();
+    let mut held = 0;
+    for id in ids {
+        match stream.push(id).unwrap() {
+            Some(t) => {
+                assert!(!t.contains('\u{fffd}'), "{t:?}");
+                shown.push_str(&t);
+            }
+            None => held += 1,
+        }
+    }
+    shown.push_str(&stream.finish().unwrap());
+    assert_eq!(shown, text);
+    assert!(held > 0, "a multi-byte character spans tokens in the byte-level tokenizer");
+}

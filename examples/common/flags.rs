@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use burn::tensor::Device;
 use burn_engram::device::select_device;
+use burn_engram::host::qwen3::GenerationConfig;
 use burn_engram::precision::Precision;
 use clap::ArgGroup;
 use serde_json::{Map, json};
@@ -30,6 +31,33 @@ pub struct Added {
     /// PEFT LoRA adapter folder (adapter_config.json + adapter_model.safetensors).
     #[arg(long)]
     pub lora: Option<PathBuf>,
+}
+
+/// `--greedy | --temperature --top-p --top-k`, `--seed`: how the next token is picked.
+#[derive(clap::Args, Debug, Clone)]
+pub struct SamplingFlags {
+    /// Take the most likely token (overrides generation_config.json's do_sample).
+    #[arg(long, conflicts_with_all = ["temperature", "top_p", "top_k"])]
+    pub greedy: bool,
+    /// Sampling temperature (sets do_sample).
+    #[arg(long, value_parser = positive)]
+    pub temperature: Option<f64>,
+    /// Nucleus sampling mass in (0, 1] (sets do_sample).
+    #[arg(long, value_parser = fraction)]
+    pub top_p: Option<f64>,
+    /// Sample among the k most likely tokens, 0 for all (sets do_sample).
+    #[arg(long)]
+    pub top_k: Option<usize>,
+    /// Seed of the sampler.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+impl SamplingFlags {
+    /// These flags laid over a folder's generation settings.
+    pub fn over(&self, cfg: GenerationConfig) -> GenerationConfig {
+        cfg.with_overrides(self.greedy, self.temperature, self.top_p, self.top_k)
+    }
 }
 
 /// `--device`, `--dtype`.

@@ -53,6 +53,26 @@ pub fn read_chat_json(path: impl AsRef<Path>) -> Result<ChatValue> {
     })
 }
 
+/// A conversation of one user turn, after a system turn when `system` is given.
+pub fn user_turn(system: Option<&str>, user: &str) -> ChatValue {
+    let mut turns = Vec::new();
+    if let Some(system) = system {
+        turns.push(Value::from_iter([
+            ("role", system_role()),
+            ("content", Value::from(system)),
+        ]));
+    }
+    turns.push(Value::from_iter([
+        ("role", Value::from("user")),
+        ("content", Value::from(user)),
+    ]));
+    Value::from(turns)
+}
+
+fn system_role() -> Value {
+    Value::from("system")
+}
+
 /// What to render: the conversation and the options of `apply_chat_template`.
 #[derive(Debug, Clone)]
 pub struct ChatRequest {

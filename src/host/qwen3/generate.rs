@@ -9,6 +9,7 @@ use rand::{Rng, SeedableRng};
 use serde::Deserialize;
 
 use super::score::CausalLm;
+use super::tokenizer::Qwen3Tokenizer;
 use crate::error::{EngramError, Result};
 use crate::io::read_f32;
 
@@ -82,6 +83,44 @@ impl GenerationConfig {
         cfg.validate()
             .map_err(|r| EngramError::bad_file(&path, r))?;
         Ok(cfg)
+    }
+
+    /// Settings given on a command line laid over these: `greedy` turns sampling off; any of
+    /// `temperature`, `top_p`, `top_k` replaces the value and turns sampling on.
+    pub fn with_overrides(
+        mut self,
+        greedy: bool,
+        temperature: Option<f64>,
+        top_p: Option<f64>,
+        top_k: Option<usize>,
+    ) -> Self {
+        let sampling = temperature.is_some() || top_p.is_some() || top_k.is_some();
+        self.do_sample = !greedy && (self.do_sample || sampling);
+        self.temperature = temperature.unwrap_or(self.temperature);
+        self.top_p = top_p.unwrap_or(self.top_p);
+        self.top_k = top_k.unwrap_or(self.top_k);
+        self
+    }
+
+    /// The eos ids, or the tokenizer's `<|endoftext|>` and `<|im_end|>` when the file names
+    /// none.
+    pub fn with_default_eos(mut self, tok: &Qwen3Tokenizer) -> Self {
+        if self.eos_token_id.is_empty() {
+            self.eos_token_id = vec![tok.eos_id, tok.im_end_id];
+        }
+        self
+    }
+
+    /// One line for a log: `greedy`, or the sampling settings.
+    pub fn describe(&self) -> String {
+        if self.do_sample {
+            format!(
+                "sampling (temperature {}, top-k {}, top-p {})",
+                self.temperature, self.top_k, self.top_p
+            )
+        } else {
+            "greedy".into()
+        }
     }
 
     /// Checks the sampling settings (temperature > 0, top-p in (0, 1]).
@@ -176,6 +215,60 @@ impl Sampler {
             }
         }
         Ok(cand[keep - 1].0)
+    }
+}
+
+/// Text of the tokens so far, handed out as it becomes whole (transformers' `TextStreamer`):
+/// each [`push`](Self::push) returns the text the ids decode to beyond what was returned
+/// before, or nothing while the last character is still incomplete (a character can span
+/// tokens).
+///
+/// ```no_run
+/// # use burn_engram::host::qwen3::{Qwen3Tokenizer, TextStreamer};
+/// # let tok = Qwen3Tokenizer::from_dir("Qwen3-0.6B")?;
+/// let mut stream = TextStreamer::new(&tok);
+/// for id in [9707, 11, 1879] {
+///     if let Some(text) = stream.push(id)? {
+///         print!("{text}");
+///     }
+/// }
+/// print!("{}", stream.finish()?);
+/// # Ok::<(), burn_engram::EngramError>(())
+/// ```
+pub struct TextStreamer<'a> {
+    tok: &'a Qwen3Tokenizer,
+    ids: Vec<u32>,
+    shown: usize,
+}
+
+impl<'a> TextStreamer<'a> {
+    /// An empty stream.
+    pub fn new(tok: &'a Qwen3Tokenizer) -> Self {
+        Self {
+            tok,
+            ids: Vec::new(),
+            shown: 0,
+        }
+    }
+
+    /// Adds a token; the new whole text, if any.
+    pub fn push(&mut self, id: u32) -> Result<Option<String>> {
+        self.ids.push(id);
+        let text = self.tok.decode(&self.ids)?;
+        if text.len() > self.shown && !text.ends_with('\u{fffd}') {
+            let new = text[self.shown..].to_string();
+            self.shown = text.len();
+            return Ok(Some(new));
+        }
+        Ok(None)
+    }
+
+    /// What is left to show (an incomplete last character as U+FFFD).
+    pub fn finish(&mut self) -> Result<String> {
+        let text = self.tok.decode(&self.ids)?;
+        let rest = text.get(self.shown..).unwrap_or_default().to_string();
+        self.shown = text.len();
+        Ok(rest)
     }
 }
 

@@ -27,10 +27,10 @@ mod score;
 mod tokenizer;
 
 pub use attention::Qwen3Attention;
-pub use chat::{ChatRequest, ChatTemplate, ChatValue, parse_chat_json, read_chat_json};
+pub use chat::{ChatRequest, ChatTemplate, ChatValue, parse_chat_json, read_chat_json, user_turn};
 pub use config::Qwen3Config;
 pub use engram::Qwen3Engram;
-pub use generate::{Generation, GenerationConfig, Sampler, generate};
+pub use generate::{Generation, GenerationConfig, Sampler, TextStreamer, generate};
 pub use linear::forward_linear;
 pub use load::{load_qwen3, weight_files};
 pub use mlp::Qwen3Mlp;
@@ -40,4 +40,4 @@ pub(crate) use save::{
     check_derived_folder, copy_folder_files, save_files as save_qwen3_files, write_f32_config,
 };
 pub use score::{CausalLm, ContinuationScore, encode_pair, generate_greedy, score_continuations};
-pub use tokenizer::{Qwen3Tokenizer, chatml};
+pub use tokenizer::{Qwen3Tokenizer, chatml, chatml_prompt};

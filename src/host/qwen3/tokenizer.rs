@@ -126,3 +126,15 @@ pub fn chatml(system: &str, user: &str, assistant: &str) -> String {
         "<|im_start|>system\n{system}<|im_end|>\n<|im_start|>user\n{user}<|im_end|>\n<|im_start|>assistant\n{assistant}<|im_end|>"
     )
 }
+
+/// The study's ChatML up to the assistant's turn (what a model trained on [`chatml`]
+/// continues): `chatml(system, user, "")` without its final `<|im_end|>`.
+///
+/// ```
+/// let text = burn_engram::host::qwen3::chatml_prompt("sys", "hi");
+/// assert_eq!(text, "<|im_start|>system\nsys<|im_end|>\n<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n");
+/// ```
+pub fn chatml_prompt(system: &str, user: &str) -> String {
+    let full = chatml(system, user, "");
+    full.strip_suffix("<|im_end|>").unwrap_or(&full).to_string()
+}

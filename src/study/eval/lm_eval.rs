@@ -182,6 +182,33 @@ pub fn sample_records(
         .collect()
 }
 
+/// The human table of a result: one line per task with its value (`acc,none`, or the eval
+/// loss) and standard error, `-` where there is none.
+pub fn results_table(result: &Value) -> String {
+    let fmt = |x: Option<f64>| x.map_or("-".to_string(), |x| format!("{x:.4}"));
+    let mut out = format!("{:<16} {:>8} {:>8}\n", "task", "value", "stderr");
+    for (task, r) in result["results"].as_object().into_iter().flatten() {
+        let value = r["acc,none"].as_f64().or(r["eval_loss,none"].as_f64());
+        let se = r["acc_stderr,none"].as_f64();
+        out.push_str(&format!("{task:<16} {:>8} {:>8}\n", fmt(value), fmt(se)));
+    }
+    out
+}
+
+/// Writes each task's per-sample records beside the results file `out`, as lm-eval's
+/// `--log_samples` does: `<out stem>_samples_<task>.jsonl`, one record per line, atomically.
+pub fn write_samples(out: &std::path::Path, logged: &[(&str, Vec<Value>)]) -> Result<()> {
+    let stem = out
+        .file_stem()
+        .map_or("results".into(), |s| s.to_string_lossy().into_owned());
+    for (task, records) in logged {
+        let lines: String = records.iter().map(|r| format!("{r}\n")).collect();
+        let file = out.with_file_name(format!("{stem}_samples_{task}.jsonl"));
+        crate::io::write_atomic(&file, lines.as_bytes())?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

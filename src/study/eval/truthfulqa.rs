@@ -238,3 +238,13 @@ pub fn evaluate_with_primer<M: crate::host::qwen3::CausalLm>(
 pub const TRUTHFULQA_MC_V1: &str = include_str!("../data/truthfulqa/truthfulqa_mc_v1.jsonl");
 /// The revised upstream set (TinyEngram ships it; its choices differ).
 pub const TRUTHFULQA_MC_REVISED: &str = include_str!("../data/truthfulqa/truthfulqa_mc.jsonl");
+
+/// A question set by name: `v1` ([`TRUTHFULQA_MC_V1`]), `revised`
+/// ([`TRUTHFULQA_MC_REVISED`]), or else the path of a JSON-lines file.
+pub fn question_set(name_or_path: &str) -> Result<Vec<McQuestion>> {
+    match name_or_path {
+        "v1" => parse_questions(TRUTHFULQA_MC_V1, Path::new("truthfulqa_mc_v1.jsonl")),
+        "revised" => parse_questions(TRUTHFULQA_MC_REVISED, Path::new("truthfulqa_mc.jsonl")),
+        path => load_questions(path),
+    }
+}
