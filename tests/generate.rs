@@ -250,5 +250,8 @@ fn the_text_streamer_hands_out_whole_characters() {
     }
     shown.push_str(&stream.finish().unwrap());
     assert_eq!(shown, text);
-    assert!(held > 0, "a multi-byte character spans tokens in the byte-level tokenizer");
+    assert!(
+        held > 0,
+        "a multi-byte character spans tokens in the byte-level tokenizer"
+    );
 }
