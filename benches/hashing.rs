@@ -1,13 +1,19 @@
-//! Host-side hashing throughput (tokens/s) and the hash + gather forward on the default device.
+//! Host-side hashing throughput (tokens/s), the workload of `scripts/bench-compare.sh`'s
+//! `hash_*` rows: 16 x 1024 tokens, Qwen-sized compression, every layer of the config, once
+//! with a fresh output each call (as `EngramLayers::hash` / `NgramHasher::hash` are called)
+//! and once into reused buffers (`hash_into`, a data loader's loop).
 //!
 //! `cargo bench --bench hashing`
 
 use std::hint::black_box;
 use std::sync::Arc;
 
-use burn::tensor::Device;
-use burn_engram::{CompressedVocab, EngramConfig, EngramLayers, InitOptions, NgramHasher};
+use burn_engram::{CompressedVocab, EngramConfig, NgramHasher};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+
+// The allocator the bench example and the tools use (docs/BENCHMARKS.md).
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// A Qwen-sized identity-like compression (151669 raw ids -> 107457 compressed).
 fn qwen_sized_vocab() -> Arc<CompressedVocab> {
@@ -31,46 +37,28 @@ fn tokens(n: usize) -> Vec<i64> {
 
 fn bench_hashing(c: &mut Criterion) {
     let vocab = qwen_sized_vocab();
-    let (b, t) = (8, 512);
+    let (b, t) = (16, 1024);
     let ids = tokens(b * t);
     let mut group = c.benchmark_group("hash");
     group.throughput(Throughput::Elements((b * t) as u64));
     for (name, cfg) in [
-        ("tinyengram_headline", EngramConfig::tinyengram_headline()),
-        ("deepseek_demo", EngramConfig::default()),
+        ("headline", EngramConfig::tinyengram_headline()),
+        ("demo", EngramConfig::default()),
     ] {
         let hasher = NgramHasher::new(&cfg, vocab.clone()).unwrap();
-        group.bench_function(name, |bench| {
+        group.bench_function(format!("{name}/fresh_output"), |bench| {
             bench.iter(|| black_box(hasher.hash(black_box(&ids), b, t).unwrap()))
+        });
+        let mut out = hasher.hash(&ids, b, t).unwrap();
+        group.bench_function(format!("{name}/reused_buffers"), |bench| {
+            bench.iter(|| {
+                hasher.hash_into(black_box(&ids), b, t, &mut out).unwrap();
+                black_box(&out);
+            })
         });
     }
     group.finish();
 }
 
-fn bench_hash_gather(c: &mut Criterion) {
-    let device = Device::default();
-    let vocab = qwen_sized_vocab();
-    let cfg = EngramConfig {
-        layer_ids: vec![1],
-        ..EngramConfig::tinyengram_headline()
-    };
-    let layers = EngramLayers::new(&cfg, vocab, 1024, InitOptions::default(), &device).unwrap();
-    let (b, t) = (8, 512);
-    let ids = tokens(b * t);
-    let engram = layers.layer(1).unwrap();
-    let mut group = c.benchmark_group("hash_gather");
-    group.throughput(Throughput::Elements((b * t) as u64));
-    group.sample_size(10);
-    group.bench_function("headline_layer_forward_read", |bench| {
-        bench.iter(|| {
-            let batch = layers.prepare(&ids, b, t, &device).unwrap();
-            let e = engram.read_memory(batch.rows(1).unwrap().clone());
-            device.sync().unwrap();
-            black_box(e)
-        })
-    });
-    group.finish();
-}
-
-criterion_group!(benches, bench_hashing, bench_hash_gather);
+criterion_group!(benches, bench_hashing);
 criterion_main!(benches);

@@ -1,7 +1,9 @@
-//! The memory path on every enabled device (flex always; wgpu / cuda with their features):
-//! gather forward, gather forward + backward (dense table gradient), and one Engram layer
-//! forward + backward at the headline shape (hidden 1024, B * T = 4096). Devices are
-//! synchronized inside the timed region.
+//! The memory path on every enabled device (flex always; wgpu / cuda with their features), the
+//! workloads of `scripts/bench-compare.sh`: gather forward and hash + upload + gather forward
+//! (bytes/s: row reads, output writes, id reads) on the headline layer's table and on the
+//! ~1 GB one (83,000 rows per head x 48 heads x 64 f32), gather forward + backward (dense table
+//! gradient), and one Engram layer forward + backward at the headline shape (hidden 1024,
+//! B * T = 4096). Devices are synchronized inside the timed region.
 //!
 //! `cargo bench --bench memory [--features wgpu]`
 
@@ -13,6 +15,10 @@ use burn::tensor::{Device, Distribution, Tensor};
 use burn_engram::memory::MultiHeadEmbedding;
 use burn_engram::{CompressedVocab, EngramConfig, EngramLayers, InitOptions};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+
+// The allocator the bench example and the tools use (docs/BENCHMARKS.md).
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const B: usize = 4;
 const T: usize = 1024;
@@ -56,49 +62,67 @@ fn headline_layer() -> EngramConfig {
 
 fn bench_gather(c: &mut Criterion) {
     let ids = tokens(B * T);
+    let big = EngramConfig {
+        engram_vocab_size: vec![83_000; 3],
+        ..headline_layer()
+    };
     let mut group = c.benchmark_group("gather");
-    group.throughput(Throughput::Elements((B * T) as u64));
     group.sample_size(10);
     for (name, device) in devices() {
-        let ad = device.clone().autodiff();
-        let layers = EngramLayers::new(
-            &headline_layer(),
-            vocab(),
-            1024,
-            InitOptions::default(),
-            &ad,
-        )
-        .unwrap();
-        let batch = layers.prepare(&ids, B, T, &ad).unwrap();
-        let rows = batch.rows(1).unwrap().clone();
-        let table = &layers.layer(1).unwrap().multi_head_embedding;
-        group.bench_function(format!("forward/{name}"), |bench| {
+        for (table_name, cfg) in [("headline", headline_layer()), ("big", big.clone())] {
+            let layers =
+                EngramLayers::new(&cfg, vocab(), 1024, InitOptions::default(), &device).unwrap();
+            let engram = layers.layer(1).unwrap();
+            let batch = layers.prepare(&ids, B, T, &device).unwrap();
+            let rows = batch.rows(1).unwrap().clone();
+            let [_, _, k] = rows.dims();
+            let dim = engram.multi_head_embedding.head_dim();
+            // row read + output write + i32 id read, as bench-compare.sh counts them
+            let moved = (B * T * k * (2 * dim * 4 + 4)) as u64;
+            group.throughput(Throughput::Bytes(moved));
+            group.bench_function(format!("forward/{table_name}/{name}"), |bench| {
+                bench.iter(|| {
+                    let e = engram.read_memory(rows.clone());
+                    device.sync().unwrap();
+                    black_box(e)
+                })
+            });
+            group.bench_function(format!("hash_forward/{table_name}/{name}"), |bench| {
+                bench.iter(|| {
+                    let batch = layers.prepare(&ids, B, T, &device).unwrap();
+                    let e = engram.read_memory(batch.rows(1).unwrap().clone());
+                    device.sync().unwrap();
+                    black_box(e)
+                })
+            });
+            let ad = device.clone().autodiff();
             let table = MultiHeadEmbedding {
-                weight: Param::from_tensor(table.weight.val().inner()),
+                weight: Param::from_tensor(
+                    engram
+                        .multi_head_embedding
+                        .weight
+                        .val()
+                        .inner()
+                        .autodiff()
+                        .require_grad(),
+                ),
             };
-            let rows = rows.clone().inner();
-            bench.iter(|| {
-                let e = table.forward(rows.clone());
-                device.sync().unwrap();
-                black_box(e)
-            })
-        });
-        let [_, _, k] = rows.dims();
-        let gout = Tensor::<3>::random(
-            [B, T, k * table.head_dim()],
-            Distribution::Normal(0.0, 1.0),
-            &ad,
-        );
-        group.bench_function(format!("forward_backward/{name}"), |bench| {
-            bench.iter(|| {
-                let grads = (table.forward(rows.clone()) * gout.clone())
-                    .sum()
-                    .backward();
-                let g = table.weight.grad(&grads);
-                ad.sync().unwrap();
-                black_box(g)
-            })
-        });
+            drop(batch);
+            let rows = rows.autodiff();
+            let normal = Distribution::Normal(0.0, 1.0);
+            let gout = Tensor::<3>::random([B, T, k * dim], normal, &ad);
+            group.throughput(Throughput::Elements((B * T) as u64));
+            group.bench_function(format!("forward_backward/{table_name}/{name}"), |bench| {
+                bench.iter(|| {
+                    let grads = (table.forward(rows.clone()) * gout.clone())
+                        .sum()
+                        .backward();
+                    let g = table.weight.grad(&grads);
+                    ad.sync().unwrap();
+                    black_box(g)
+                })
+            });
+        }
     }
     group.finish();
 }

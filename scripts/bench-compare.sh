@@ -1,29 +1,40 @@
 #!/usr/bin/env bash
-# Runs the crate's benchmarks (examples/bench.rs, release) and the Python reference's
-# (scripts/bench/reference_bench.py) on the same workloads, one after the other, and writes
-# docs/BENCHMARKS.md. The LAST line printed is one JSON object with the headline ratios.
+# Runs the crate's benchmarks (examples/bench, release) and the Python reference's
+# (scripts/bench/reference_bench.py) on the same workloads, interleaved for several rounds
+# (ours, reference, ours, reference, ...), and writes docs/BENCHMARKS.md from the medians.
+# The LAST line printed is one JSON object with the headline ratios (medians of the per-round
+# ratios), their spread and the machine.
 #
-#   scripts/bench-compare.sh [--quick]        (--quick: smaller repetitions, a few minutes)
+#   scripts/bench-compare.sh [--quick] [--rounds N]   (--quick: fewer repetitions, 2 rounds)
 #
-# Python: $PYTHON, else .venv/bin/python, else python3; it needs
-# scripts/bench/requirements.txt. Extra arguments for both sides: $BENCH_ARGS.
+# Python: $PYTHON, else .venv/bin/python; with neither, .venv is created here from the pinned
+# scripts/bench/requirements.txt (CPU wheels). Extra arguments for both sides: $BENCH_ARGS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 QUICK=""
-for a in "$@"; do
-  case "$a" in
+ROUNDS=""
+while [[ $# -gt 0 ]]; do
+  case "$1" in
     --quick) QUICK="--quick" ;;
-    *) echo "usage: $0 [--quick]" >&2; exit 2 ;;
+    --rounds) ROUNDS="${2:?--rounds needs a number}"; shift ;;
+    *) echo "usage: $0 [--quick] [--rounds N]" >&2; exit 2 ;;
   esac
+  shift
 done
+if [[ -z "$ROUNDS" ]]; then if [[ -n "$QUICK" ]]; then ROUNDS=2; else ROUNDS=3; fi; fi
+if ! [[ "$ROUNDS" =~ ^[1-9][0-9]*$ ]]; then echo "error: --rounds $ROUNDS is not a count" >&2; exit 2; fi
 
 if [[ -z "${PYTHON:-}" ]]; then
-  if [[ -x .venv/bin/python ]]; then PYTHON=.venv/bin/python; else PYTHON=python3; fi
+  if [[ ! -x .venv/bin/python ]]; then
+    echo "== creating .venv from scripts/bench/requirements.txt (one time)" >&2
+    python3 -m venv .venv
+    .venv/bin/pip install --quiet -r scripts/bench/requirements.txt >&2
+  fi
+  PYTHON=.venv/bin/python
 fi
 if ! "$PYTHON" -c "import numpy, torch, sympy, tokenizers, safetensors" 2>/dev/null; then
-  echo "error: $PYTHON lacks the reference's packages; set PYTHON or run:" >&2
-  echo "  python -m venv .venv && .venv/bin/pip install -r scripts/bench/requirements.txt" >&2
+  echo "error: $PYTHON lacks the reference's packages (scripts/bench/requirements.txt)" >&2
   exit 1
 fi
 
@@ -42,15 +53,23 @@ echo "== building examples/bench.rs (release)" >&2
 cargo build --release --example bench >&2
 BIN="${CARGO_TARGET_DIR:-target}/release/examples/bench"
 
-echo "== burn-engram (flex)" >&2
-"$BIN" --out "$OUT/ours.json" "${ARGS[@]}" >&2
-echo "== Python reference (numpy + torch CPU)" >&2
-"$PYTHON" scripts/bench/reference_bench.py --out "$OUT/ref.json" "${ARGS[@]}" >&2
+OURS=()
+REFS=()
+for r in $(seq 1 "$ROUNDS"); do
+  echo "== round $r/$ROUNDS: burn-engram (flex)" >&2
+  "$BIN" --out "$OUT/ours_$r.json" "${ARGS[@]}" >&2
+  echo "== round $r/$ROUNDS: Python reference (numpy + torch CPU)" >&2
+  "$PYTHON" scripts/bench/reference_bench.py --out "$OUT/ref_$r.json" "${ARGS[@]}" >&2
+  OURS+=("$OUT/ours_$r.json")
+  REFS+=("$OUT/ref_$r.json")
+done
 
 if [[ -z "$QUICK" ]]; then  # keep the raw numbers of the run behind docs/BENCHMARKS.md
   mkdir -p docs/bench-results
-  cp "$OUT/ours.json" docs/bench-results/ours.json
-  cp "$OUT/ref.json" docs/bench-results/reference.json
+  for r in $(seq 1 "$ROUNDS"); do
+    cp "$OUT/ours_$r.json" "docs/bench-results/ours_round$r.json"
+    cp "$OUT/ref_$r.json" "docs/bench-results/reference_round$r.json"
+  done
 fi
-"$PYTHON" scripts/bench/render.py --ours "$OUT/ours.json" --ref "$OUT/ref.json" \
+"$PYTHON" scripts/bench/render.py --ours "${OURS[@]}" --ref "${REFS[@]}" \
   --doc "$DOC" --mode "$([[ -n "$QUICK" ]] && echo quick || echo full)"

@@ -94,6 +94,32 @@ impl Ctx {
 
 pub type Workloads = Map<String, Value>;
 
+/// What made the figures: CPU model and vector flags (/proc/cpuinfo), logical CPUs, threads,
+/// the allocator and the crate version.
+fn machine() -> Value {
+    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let field = |k: &str| {
+        info.lines()
+            .find(|l| l.starts_with(k))
+            .and_then(|l| l.split(':').nth(1))
+            .map(str::trim)
+    };
+    let flags: Vec<&str> = field("flags")
+        .unwrap_or("")
+        .split_whitespace()
+        .filter(|f| ["sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw"].contains(f))
+        .collect();
+    json!({
+        "cpu": field("model name"),
+        "flags": flags,
+        "logical_cpus": std::thread::available_parallelism().map_or(0, |n| n.get()),
+        "threads": rayon::current_num_threads(),
+        "allocator": "mimalloc",
+        "burn_engram": env!("CARGO_PKG_VERSION"),
+        "arch": std::env::consts::ARCH,
+    })
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
     let device = burn_engram::device::select_device(&args.device)?;
@@ -119,6 +145,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let res = json!({
         "device": ctx.args.device,
         "threads": rayon::current_num_threads(),
+        "machine": machine(),
         "workloads": Value::Object(w),
     });
     let text = serde_json::to_string_pretty(&res)?;

@@ -45,6 +45,16 @@ DEMO = dict(engram_vocab_size=[129_280 * 5, 129_280 * 5], max_ngram_size=3,
             kernel_size=4)
 
 
+def cpu_model():
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return None
+
+
 def lookup_table():
     """The same Qwen-sized compression as examples/bench.rs (151669 raw -> 107457 ids)."""
     i = np.arange(TOKENIZER_VOCAB, dtype=np.int64)
@@ -111,7 +121,10 @@ def main():
     args = ap.parse_args()
     torch.manual_seed(0)
     lookup = lookup_table()
-    res = {"threads": THREADS, "numpy": np.__version__, "torch": torch.__version__, "workloads": {}}
+    res = {"threads": THREADS, "numpy": np.__version__, "torch": torch.__version__,
+           "machine": {"cpu": cpu_model(), "logical_cpus": os.cpu_count(), "threads": THREADS,
+                       "allocator": "glibc (CPython / torch default)"},
+           "workloads": {}}
     W = res["workloads"]
     B, T = args.batch, args.seq
 
