@@ -6,8 +6,11 @@ use std::path::PathBuf;
 use safetensors::SafeTensors;
 use safetensors::tensor::Dtype;
 
+/// `tests/fixtures/<path>` of this checkout, or of `$BURN_ENGRAM_ROOT` when set (a test binary
+/// carried to another machine, as scripts/gpu-check.sh does).
 pub fn fixture(path: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    std::env::var_os("BURN_ENGRAM_ROOT")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
         .join("tests/fixtures")
         .join(path)
 }
