@@ -113,11 +113,8 @@ fn peft_adapters_of_every_supported_shape_match_peft_and_merge_as_it_does() {
     }
 }
 
-#[test]
-fn all_linear_adapts_what_its_expansion_names() {
-    // PEFT writes "all-linear" out as the projections' names; a hand-written config keeps it.
-    let device = Device::default();
-    let dir = fixture("interop/peft/all_linear");
+/// A copy of the adapter folder `dir` with one field of its config set to `value`.
+fn adapter_with(dir: &std::path::Path, field: &str, value: serde_json::Value) -> tempfile::TempDir {
     let tmp = tempfile::tempdir().unwrap();
     for f in ["adapter_model.safetensors", "adapter_config.json"] {
         std::fs::copy(dir.join(f), tmp.path().join(f)).unwrap();
@@ -125,8 +122,17 @@ fn all_linear_adapts_what_its_expansion_names() {
     let path = tmp.path().join("adapter_config.json");
     let mut cfg: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-    cfg["target_modules"] = "all-linear".into();
+    cfg[field] = value;
     std::fs::write(&path, cfg.to_string()).unwrap();
+    tmp
+}
+
+#[test]
+fn all_linear_adapts_what_its_expansion_names() {
+    // PEFT writes "all-linear" out as the projections' names; a hand-written config keeps it.
+    let device = Device::default();
+    let dir = fixture("interop/peft/all_linear");
+    let tmp = adapter_with(&dir, "target_modules", "all-linear".into());
     let (a, ca) = load_adapter(tied(&device), tmp.path()).unwrap();
     assert_eq!(
         ca.target_modules,
@@ -154,15 +160,7 @@ fn unsupported_peft_fields_are_refused_by_name() {
         ("modules_to_save", serde_json::json!(["lm_head"])),
         ("rank_pattern", serde_json::json!({"q_proj": 0})),
     ] {
-        let tmp = tempfile::tempdir().unwrap();
-        for f in ["adapter_model.safetensors", "adapter_config.json"] {
-            std::fs::copy(dir.join(f), tmp.path().join(f)).unwrap();
-        }
-        let path = tmp.path().join("adapter_config.json");
-        let mut cfg: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-        cfg[field] = value;
-        std::fs::write(&path, cfg.to_string()).unwrap();
+        let tmp = adapter_with(&dir, field, value);
         let err = load_adapter(tied(&device), tmp.path())
             .unwrap_err()
             .to_string();

@@ -31,6 +31,7 @@ import torch
 REPO_ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO_ROOT / "scripts" / "fixtures"))
 import gen_engram_fixtures as ref  # noqa: E402  (the fixture generator's torch Engram module)
+from render import cpu_model  # noqa: E402  (beside this file)
 
 THREADS = int(os.environ.get("BENCH_THREADS", os.cpu_count() or 1))
 torch.set_num_threads(THREADS)  # the fixture module pins 1 thread for determinism
@@ -43,16 +44,6 @@ HEADLINE = dict(engram_vocab_size=[500, 100, 100], max_ngram_size=4, n_embed_per
 DEMO = dict(engram_vocab_size=[129_280 * 5, 129_280 * 5], max_ngram_size=3,
             n_embed_per_ngram=512, n_head_per_ngram=8, layer_ids=[1, 15], pad_id=2, seed=0,
             kernel_size=4)
-
-
-def cpu_model():
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return None
 
 
 def lookup_table():
