@@ -158,9 +158,10 @@ fn training_with_a_resume_and_eval_on_wgpu_equal_the_cpu() {
             train_resume_eval(method, &Device::wgpu(DeviceKind::DefaultDevice));
         let rel = |a: f64, b: f64| (a - b).abs() / b.abs().max(1e-12);
         // Engram agrees to float rounding at every step. LoRA agrees so for its first two
-        // steps, then drifts (2.5e-3 relative at step 3 of 4, in a straight run as after a
-        // resume, so not the checkpoint; not yet explained; eval and scores then differ by up to
-        // 6e-3 and 9e-3 relative): held to 3e-2 from step 2 on.
+        // steps (B still near 0), then drifts as the adapter grows, the same in a straight run
+        // as after a resume (so not the checkpoint), by backend: on lavapipe 6e-4 at step 4,
+        // eval 1e-3, TruthfulQA scores 1e-2 relative; on llvmpipe GL 5e-3, 6e-3, 9e-3. Not
+        // explained yet (dropout is off): held to 3e-2 from step 3 on.
         let tol = |step: usize| {
             if method == "lora" && step >= 2 {
                 3e-2
