@@ -1,6 +1,6 @@
-//! LoRA for Qwen3 with Burn's built-in [`Module::apply_lora`], and adapter files in PEFT's
-//! layout (`adapter_model.safetensors` + `adapter_config.json`), so adapters pass both ways
-//! between this crate and PEFT.
+//! LoRA for Qwen3 with Burn's built-in LoRA (its `Lora` reparameterizer, rank and alpha set per
+//! projection), and adapter files in PEFT's layout (`adapter_model.safetensors` +
+//! `adapter_config.json`), so adapters pass both ways between this crate and PEFT.
 //!
 //! The adapters are PEFT's: `A` starts as PEFT's default `kaiming_uniform_(a=sqrt(5))`
 //! (U(-1/sqrt(in), 1/sqrt(in)); Burn's own `apply_lora` would draw N(0, 1/r)), `B` at 0,
