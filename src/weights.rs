@@ -225,7 +225,12 @@ impl EngramLayers {
     /// Writes the weights as safetensors with TinyEngram's names (`model.engram_layers.…`)
     /// and PyTorch layouts, atomically.
     pub fn save_weights(&self, path: impl AsRef<Path>) -> Result<()> {
-        let path = path.as_ref();
+        write_safetensors(path.as_ref(), &self.weight_tensors()?, pt_metadata())
+    }
+
+    /// The tensors [`save_weights`](Self::save_weights) writes: TinyEngram's names, PyTorch
+    /// layouts, int64 offsets.
+    pub(crate) fn weight_tensors(&self) -> Result<Vec<OwnedTensor>> {
         let mut buffers: Vec<OwnedTensor> = Vec::new();
         for (engram, lh) in self.layers.iter().zip(self.hasher().layers()) {
             let mut w = engram.to_weights()?;
@@ -247,7 +252,7 @@ impl EngramLayers {
                 .collect();
             buffers.push((p(OFFSETS), Dtype::I64, vec![lh.head_sizes.len()], offsets));
         }
-        write_safetensors(path, &buffers, pt_metadata())
+        Ok(buffers)
     }
 
     /// Builds layers for `config` from the Engram tensors of a safetensors file (an Engram

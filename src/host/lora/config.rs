@@ -183,10 +183,13 @@ fn full_match(field: &'static str, pattern: &str) -> Result<Regex> {
 fn name_matches(field: &'static str, targets: &TargetModules, key: &str) -> Result<bool> {
     Ok(match targets {
         TargetModules::Pattern(p) => full_match(field, p)?.is_match(key),
-        TargetModules::Names(names) => names
-            .iter()
-            .any(|n| key == n || key.ends_with(&format!(".{n}"))),
+        TargetModules::Names(names) => names.iter().any(|n| names_module(n, key)),
     })
+}
+
+/// A listed name targets the module `key` when it is the whole name or its last segments.
+fn names_module(name: &str, key: &str) -> bool {
+    key == name || key.ends_with(&format!(".{name}"))
 }
 
 /// PEFT's `get_pattern_key`: the first pattern `p` for which `(.*\.)?(p)$` matches `key` from
@@ -420,11 +423,9 @@ impl LoraConfig {
         }
         let projections = qwen3_projections(cfg);
         if let TargetModules::Names(names) = &self.target_modules
-            && let Some(n) = names.iter().find(|n| {
-                !projections
-                    .iter()
-                    .any(|(key, _, _)| key == *n || key.ends_with(&format!(".{n}")))
-            })
+            && let Some(n) = names
+                .iter()
+                .find(|n| !projections.iter().any(|(key, _, _)| names_module(n, key)))
         {
             return Err(EngramError::lora(
                 "target_modules",

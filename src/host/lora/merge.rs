@@ -6,9 +6,7 @@ use std::path::Path;
 use burn::module::Module;
 
 use crate::error::{EngramError, Result};
-use crate::host::qwen3::{
-    Qwen3ForCausalLM, check_derived_folder, copy_folder_files, save_qwen3_files, write_f32_config,
-};
+use crate::host::qwen3::{Qwen3ForCausalLM, write_derived_folder};
 
 /// `model` with every adapter folded in: each adapted projection's weight becomes
 /// `W + scale * A B` (PEFT's `W + scaling * B @ A` in its `[out, in]` layout) and carries no
@@ -51,10 +49,5 @@ pub fn save_merged(
             "the model still carries LoRA factors: merge it first (merge_lora)",
         ));
     }
-    check_derived_folder(merged, base_dir, out)?;
-    crate::io::write_dir_atomic(out, |dir| {
-        save_qwen3_files(merged, dir)?;
-        write_f32_config(base_dir, dir)?;
-        copy_folder_files(base_dir, dir)
-    })
+    write_derived_folder(merged, base_dir, out, |_| Ok(()))
 }

@@ -28,6 +28,7 @@ use std::path::{Path, PathBuf};
 
 use minijinja::{Environment, Error as JinjaError, ErrorKind, Value};
 
+use super::tokenizer::special_from;
 use crate::error::{EngramError, Result};
 
 /// A value in a chat request (messages, tools, extra keywords): minijinja's, whose maps keep
@@ -55,22 +56,19 @@ pub fn read_chat_json(path: impl AsRef<Path>) -> Result<ChatValue> {
 
 /// A conversation of one user turn, after a system turn when `system` is given.
 pub fn user_turn(system: Option<&str>, user: &str) -> ChatValue {
-    let mut turns = Vec::new();
-    if let Some(system) = system {
-        turns.push(Value::from_iter([
-            ("role", system_role()),
-            ("content", Value::from(system)),
-        ]));
-    }
-    turns.push(Value::from_iter([
-        ("role", Value::from("user")),
-        ("content", Value::from(user)),
-    ]));
-    Value::from(turns)
-}
-
-fn system_role() -> Value {
-    Value::from("system")
+    let turn = |role: &str, content: &str| {
+        Value::from_iter([
+            ("role", Value::from(role)),
+            ("content", Value::from(content)),
+        ])
+    };
+    let system = system.map(|s| turn("system", s));
+    Value::from(
+        system
+            .into_iter()
+            .chain([turn("user", user)])
+            .collect::<Vec<_>>(),
+    )
 }
 
 /// What to render: the conversation and the options of `apply_chat_template`.
@@ -164,19 +162,14 @@ impl ChatTemplate {
         };
         let mut special_tokens = BTreeMap::new();
         for key in SPECIAL_TOKENS {
-            let text = match &cfg[key] {
-                serde_json::Value::String(s) => Some(s.clone()),
-                serde_json::Value::Object(o) => o["content"].as_str().map(str::to_string),
-                _ => None,
-            };
-            if let Some(t) = text {
+            if let Some(t) = special_from(&cfg[key]) {
                 special_tokens.insert(key.to_string(), Value::from(t));
             }
         }
         if let Some(list) = cfg["additional_special_tokens"].as_array() {
             let texts: Vec<Value> = list
                 .iter()
-                .filter_map(|t| t.as_str().or_else(|| t["content"].as_str()))
+                .filter_map(special_from)
                 .map(Value::from)
                 .collect();
             special_tokens.insert("additional_special_tokens".into(), Value::from(texts));

@@ -154,43 +154,30 @@ impl Qwen3Engram {
     /// [`FOLDER_FILES`](super::FOLDER_FILES)) `base_dir` has (`tokenizer.json` is
     /// needed to load the folder back). Written whole ([`write_dir_atomic`]); `out` must not be
     /// `base_dir`, and the backbone must be f32. The whole checkpoint passes through memory
-    /// twice while the one file is assembled (about 5 GB for Qwen3-0.6B).
+    /// twice while the one file is assembled (about 5 GB for Qwen3-0.6B f32).
     ///
     /// [`load_tinyengram`]: Self::load_tinyengram
     /// [`write_dir_atomic`]: crate::io::write_dir_atomic
     pub fn save_tinyengram(&self, base_dir: impl AsRef<Path>, out: impl AsRef<Path>) -> Result<()> {
-        let (base_dir, out) = (base_dir.as_ref(), out.as_ref());
-        super::check_derived_folder(&self.base, base_dir, out)?;
-        crate::io::write_dir_atomic(out, |dir| {
-            super::save_qwen3_files(&self.base, dir)?;
+        super::write_derived_folder(&self.base, base_dir.as_ref(), out.as_ref(), |dir| {
+            // the backbone's file, with the Engram tensors added (safetensors orders the
+            // tensors itself)
             let model = dir.join("model.safetensors");
-            let engram = dir.join("engram_part.safetensors");
-            self.engram.save_weights(&engram)?;
-            let mut tensors = Vec::new();
-            for path in [&model, &engram] {
-                let bytes = std::fs::read(path).map_err(|e| EngramError::io(path, e))?;
-                let st = safetensors::SafeTensors::deserialize(&bytes)
-                    .map_err(|e| EngramError::bad_file(path, e.to_string()))?;
-                let mut views = st.tensors();
-                views.sort_by(|a, b| a.0.cmp(&b.0));
-                for (name, view) in views {
-                    tensors.push((
-                        name,
-                        view.dtype(),
-                        view.shape().to_vec(),
-                        view.data().to_vec(),
-                    ));
-                }
-            }
-            std::fs::remove_file(&engram).map_err(|e| EngramError::io(&engram, e))?;
+            let bytes = std::fs::read(&model).map_err(|e| EngramError::io(&model, e))?;
+            let st = safetensors::SafeTensors::deserialize(&bytes)
+                .map_err(|e| EngramError::bad_file(&model, e.to_string()))?;
+            let mut tensors: Vec<_> = st
+                .tensors()
+                .into_iter()
+                .map(|(name, v)| (name, v.dtype(), v.shape().to_vec(), v.data().to_vec()))
+                .collect();
+            tensors.extend(self.engram.weight_tensors()?);
             crate::io::safetensors::write_safetensors(
                 &model,
                 &tensors,
                 crate::io::safetensors::pt_metadata(),
             )?;
-            self.engram.config().to_json_file(dir.join(CONFIG_FILE))?;
-            super::write_f32_config(base_dir, dir)?;
-            super::copy_folder_files(base_dir, dir)
+            self.engram.config().to_json_file(dir.join(CONFIG_FILE))
         })
     }
 }

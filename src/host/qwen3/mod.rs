@@ -35,9 +35,7 @@ pub use linear::forward_linear;
 pub use load::{load_qwen3, weight_files};
 pub use mlp::Qwen3Mlp;
 pub use model::{KvCache, Qwen3DecoderLayer, Qwen3ForCausalLM, Qwen3Model};
+pub(crate) use save::write_derived_folder;
 pub use save::{FOLDER_FILES, save_qwen3};
-pub(crate) use save::{
-    check_derived_folder, copy_folder_files, save_files as save_qwen3_files, write_f32_config,
-};
 pub use score::{CausalLm, ContinuationScore, encode_pair, generate_greedy, score_continuations};
 pub use tokenizer::{Qwen3Tokenizer, chatml, chatml_prompt};

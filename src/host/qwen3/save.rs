@@ -48,8 +48,28 @@ pub const FOLDER_FILES: [&str; 8] = [
     "generation_config.json",
 ];
 
+/// Writes a folder derived from the Hugging Face folder `base_dir` (a merged LoRA, an Engram
+/// export) as the folder `out`, whole ([`write_dir_atomic`](crate::io::write_dir_atomic)):
+/// `model`'s `model.safetensors`, then whatever `extra` adds in the new folder, then
+/// `base_dir`'s `config.json` with its dtype set to `float32` and whichever of
+/// [`FOLDER_FILES`] it has. Refuses `out == base_dir` and a model that is not f32.
+pub(crate) fn write_derived_folder(
+    model: &Qwen3ForCausalLM,
+    base_dir: &Path,
+    out: &Path,
+    extra: impl FnOnce(&Path) -> Result<()>,
+) -> Result<()> {
+    check_derived_folder(model, base_dir, out)?;
+    crate::io::write_dir_atomic(out, |dir| {
+        save_files(model, dir)?;
+        extra(dir)?;
+        write_f32_config(base_dir, dir)?;
+        copy_folder_files(base_dir, dir)
+    })
+}
+
 /// Copies whichever of [`FOLDER_FILES`] `from` has into `to`, as they are.
-pub(crate) fn copy_folder_files(from: &Path, to: &Path) -> Result<()> {
+fn copy_folder_files(from: &Path, to: &Path) -> Result<()> {
     for name in FOLDER_FILES {
         let src = from.join(name);
         if src.is_file() {
@@ -62,7 +82,7 @@ pub(crate) fn copy_folder_files(from: &Path, to: &Path) -> Result<()> {
 /// Writes `base_dir`'s `config.json` into `dir` with its dtype set to `float32` (the
 /// spelling found kept: transformers 4.56+ writes `dtype`, earlier ones `torch_dtype`), so a
 /// derived folder keeps every field of the original (`architectures`, ...).
-pub(crate) fn write_f32_config(base_dir: &Path, dir: &Path) -> Result<()> {
+fn write_f32_config(base_dir: &Path, dir: &Path) -> Result<()> {
     let path = base_dir.join("config.json");
     let mut config: serde_json::Value = crate::io::read_json(&path)?;
     let Some(fields) = config.as_object_mut() else {
@@ -79,11 +99,7 @@ pub(crate) fn write_f32_config(base_dir: &Path, dir: &Path) -> Result<()> {
 
 /// Refuses to write a folder derived from `base_dir` (a merged LoRA, an Engram export) over
 /// `base_dir` itself, or from a model that is not f32 (the folder's config says float32).
-pub(crate) fn check_derived_folder(
-    model: &Qwen3ForCausalLM,
-    base_dir: &Path,
-    out: &Path,
-) -> Result<()> {
+fn check_derived_folder(model: &Qwen3ForCausalLM, base_dir: &Path, out: &Path) -> Result<()> {
     if let (Ok(a), Ok(b)) = (base_dir.canonicalize(), out.canonicalize())
         && a == b
     {

@@ -22,7 +22,9 @@ pub struct Qwen3Tokenizer {
     pub im_end_id: u32,
 }
 
-fn special_from(value: &Value) -> Option<String> {
+/// A special token's text in `tokenizer_config.json`: a string, or an `AddedToken` object's
+/// `content`.
+pub(crate) fn special_from(value: &Value) -> Option<String> {
     match value {
         Value::String(s) => Some(s.clone()),
         Value::Object(o) => o.get("content").and_then(Value::as_str).map(str::to_string),
