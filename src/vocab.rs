@@ -168,6 +168,22 @@ impl CompressedVocab {
         }
     }
 
+    /// Checks that every id of a row-major batch whose rows are `seq_len` long compresses:
+    /// the first id at or beyond the tokenizer vocabulary is an error naming its row and
+    /// position.
+    pub fn check(&self, ids: &[i64], seq_len: usize) -> Result<()> {
+        let len = self.lookup.len() as i64;
+        match ids.iter().position(|&id| id >= len) {
+            None => Ok(()),
+            Some(i) => Err(EngramError::TokenOutOfRange {
+                id: ids[i],
+                row: i / seq_len.max(1),
+                pos: i % seq_len.max(1),
+                vocab_size: self.lookup.len(),
+            }),
+        }
+    }
+
     /// Compresses a row-major batch whose rows are `seq_len` long (the row length only
     /// serves the error message).
     pub fn compress(&self, ids: &[i64], seq_len: usize) -> Result<Vec<i64>> {

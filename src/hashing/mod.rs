@@ -12,6 +12,7 @@ pub use numpy_rng::NumpyGenerator;
 pub use prefetch::HashPrefetcher;
 pub use primes::{is_prime, layer_head_sizes};
 
+use std::mem::MaybeUninit;
 use std::sync::Arc;
 
 use rayon::prelude::*;
@@ -183,7 +184,7 @@ impl NgramHasher {
                         .iter()
                         .map(|&p| StrengthReducedU64::new(p))
                         .collect(),
-                    fast: FastMod::new(&head_sizes),
+                    fast: FastMod::new(&head_sizes, config.n_head_per_ngram),
                     head_sizes,
                 }
             })
@@ -278,25 +279,41 @@ impl NgramHasher {
                 ids.len()
             )));
         }
-        let compressed = self.vocab.compress(ids, seq_len)?;
+        // Checked before anything is written; compression itself then happens chunk by
+        // chunk inside the hashing pass (no compressed copy of the batch).
+        self.vocab.check(ids, seq_len)?;
         let heads = self.heads_per_layer();
-        let n = batch * seq_len * heads;
+        let tokens = batch * seq_len;
+        let n = tokens * heads;
         out.layers
             .resize_with(self.layers.len(), || (0, Vec::new()));
-        for (layer, (layer_id, dst)) in self.layers.iter().zip(out.layers.iter_mut()) {
-            *layer_id = layer.layer_id;
-            if dst.len() != n {
-                dst.resize(n, 0); // every element is written below
-            }
-            if n >= PARALLEL_MIN_IDS {
-                dst.par_chunks_mut(CHUNK_TOKENS * heads)
-                    .enumerate()
-                    .for_each(|(i, d)| {
-                        self.hash_span(layer, &compressed, seq_len, i * CHUNK_TOKENS, d)
-                    });
-            } else {
-                self.hash_span(layer, &compressed, seq_len, 0, dst);
-            }
+        // Every element is written below, so a buffer of the wrong length is not zeroed
+        // first: its spare capacity is written and its length set afterwards.
+        let mut chunks: Vec<_> = out
+            .layers
+            .iter_mut()
+            .zip(&self.layers)
+            .map(|((layer_id, dst), layer)| {
+                *layer_id = layer.layer_id;
+                uninit_ids(dst, n).chunks_mut(CHUNK_TOKENS * heads)
+            })
+            .collect();
+        let tasks: Vec<Vec<&mut [MaybeUninit<i32>]>> = (0..tokens.div_ceil(CHUNK_TOKENS))
+            .map(|_| chunks.iter_mut().filter_map(Iterator::next).collect())
+            .collect();
+        drop(chunks);
+        let run = |(i, dsts): (usize, Vec<&mut [MaybeUninit<i32>]>)| {
+            self.hash_chunk(ids, seq_len, i * CHUNK_TOKENS, dsts)
+        };
+        if n * self.layers.len() >= PARALLEL_MIN_IDS {
+            tasks.into_par_iter().enumerate().for_each(run);
+        } else {
+            tasks.into_iter().enumerate().for_each(run);
+        }
+        for (_, dst) in &mut out.layers {
+            // SAFETY: `uninit_ids` gave n elements of this buffer's allocation and the
+            // chunks above wrote every one of them.
+            unsafe { dst.set_len(n) };
         }
         (out.batch, out.seq_len, out.heads) = (batch, seq_len, heads);
         Ok(())
@@ -315,45 +332,67 @@ impl NgramHasher {
         self.hash(&flat, rows.len(), seq_len)
     }
 
-    /// Hash ids of the flat tokens `first..first + dst.len() / heads` of the compressed
-    /// `[B, seq_len]` batch `src` (each row starts afresh), with the widest SIMD this CPU has.
+    /// Compresses the tokens a chunk's n-grams read (the chunk and the N-1 before it) and
+    /// hashes the chunk for every layer: `dsts[l]` takes layer `l`'s ids of the flat tokens
+    /// `first..first + dsts[l].len() / heads` of the row-major `[B, seq_len]` batch `ids`.
+    fn hash_chunk(
+        &self,
+        ids: &[i64],
+        seq_len: usize,
+        first: usize,
+        dsts: Vec<&mut [MaybeUninit<i32>]>,
+    ) {
+        let count = dsts.first().map_or(0, |d| d.len() / self.heads_per_layer());
+        let start = first.saturating_sub(self.max_ngram_size - 1);
+        let window: Vec<i64> = ids[start..first + count]
+            .iter()
+            // every id was checked in `hash_into`, so the fallback is never taken
+            .map(|&id| self.vocab.compress_id(id).unwrap_or(self.pad))
+            .collect();
+        for (layer, dst) in self.layers.iter().zip(dsts) {
+            self.hash_span(layer, &window, first - start, seq_len, first, dst);
+        }
+    }
+
+    /// Hash ids of the flat tokens `first..first + dst.len() / heads`; `window[skip]` is the
+    /// compressed token `first` and the window holds the N-1 tokens before it where they
+    /// exist. Each row starts afresh. The widest SIMD this CPU has is picked once here.
     fn hash_span(
         &self,
         layer: &LayerHashing,
-        src: &[i64],
+        window: &[i64],
+        skip: usize,
         seq_len: usize,
         first: usize,
-        dst: &mut [i32],
+        dst: &mut [MaybeUninit<i32>],
     ) {
         #[cfg(target_arch = "x86_64")]
         {
-            if std::arch::is_x86_feature_detected!("avx512f")
-                && std::arch::is_x86_feature_detected!("avx512dq")
-            {
+            use std::arch::is_x86_feature_detected as has;
+            if has!("avx512f") && has!("avx2") && has!("fma") {
                 // SAFETY: the CPU has the features the function is compiled for.
-                return unsafe { self.hash_span_avx512(layer, src, seq_len, first, dst) };
+                return unsafe { self.hash_span_avx512(layer, window, skip, seq_len, first, dst) };
             }
-            if std::arch::is_x86_feature_detected!("avx2")
-                && std::arch::is_x86_feature_detected!("fma")
-            {
+            if has!("avx2") && has!("fma") {
                 // SAFETY: as above.
-                return unsafe { self.hash_span_avx2(layer, src, seq_len, first, dst) };
+                return unsafe { self.hash_span_avx2(layer, window, skip, seq_len, first, dst) };
             }
         }
-        self.hash_span_impl(layer, src, seq_len, first, dst)
+        self.hash_span_impl::<SCALAR>(layer, window, skip, seq_len, first, dst)
     }
 
     #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f,avx512dq,avx2,fma")]
+    #[target_feature(enable = "avx512f,avx2,fma")]
     unsafe fn hash_span_avx512(
         &self,
         layer: &LayerHashing,
-        src: &[i64],
+        window: &[i64],
+        skip: usize,
         seq_len: usize,
         first: usize,
-        dst: &mut [i32],
+        dst: &mut [MaybeUninit<i32>],
     ) {
-        self.hash_span_impl(layer, src, seq_len, first, dst)
+        self.hash_span_impl::<AVX512>(layer, window, skip, seq_len, first, dst)
     }
 
     #[cfg(target_arch = "x86_64")]
@@ -361,59 +400,224 @@ impl NgramHasher {
     unsafe fn hash_span_avx2(
         &self,
         layer: &LayerHashing,
-        src: &[i64],
+        window: &[i64],
+        skip: usize,
         seq_len: usize,
         first: usize,
-        dst: &mut [i32],
+        dst: &mut [MaybeUninit<i32>],
     ) {
-        self.hash_span_impl(layer, src, seq_len, first, dst)
+        self.hash_span_impl::<AVX2>(layer, window, skip, seq_len, first, dst)
     }
 
+    /// The span loop for one kernel (`SCALAR`, `AVX2`, `AVX512`); only call the SIMD ones
+    /// from a function compiled with their features.
     #[inline(always)]
-    fn hash_span_impl(
+    fn hash_span_impl<const KERNEL: u8>(
         &self,
         layer: &LayerHashing,
-        src: &[i64],
+        window: &[i64],
+        skip: usize,
         seq_len: usize,
         first: usize,
-        dst: &mut [i32],
+        dst: &mut [MaybeUninit<i32>],
     ) {
         let n = self.max_ngram_size;
         let h = self.n_head;
         let heads = self.heads_per_layer();
-        let mut products = vec![0i64; n]; // one allocation per span
-        let (mut row, mut t) = (first / seq_len, first % seq_len);
-        for out in dst.chunks_exact_mut(heads) {
-            let row_src = &src[row * seq_len..(row + 1) * seq_len];
-            for (k, p) in products.iter_mut().enumerate() {
-                let token = if t >= k { row_src[t - k] } else { self.pad };
-                // No overflow for ids in 0..V: m < i64::MAX / V by construction.
-                *p = token.wrapping_mul(layer.multipliers[k]);
-            }
-            let mut mix = products[0];
-            for order in 0..n - 1 {
-                mix ^= products[order + 1];
-                let base = order * h;
-                let out = &mut out[base..base + h];
-                match &layer.fast {
-                    Some(fast) if mix >= 0 => fast.reduce(mix, base, out),
-                    _ => {
-                        for (j, o) in out.iter_mut().enumerate() {
-                            *o = if mix >= 0 {
-                                // below the head size, < 2^31 (checked in `new`)
-                                (mix as u64 % layer.reducers[base + j]) as i32
-                            } else {
-                                // Only reachable with negative ids; numpy's % is a floor modulus.
-                                mix.rem_euclid(layer.head_sizes[base + j] as i64) as i32
-                            };
+        let m = &layer.multipliers;
+        let t0 = first % seq_len;
+        if let Some(fast) = &layer.fast
+            && self.pad >= 0
+            && window.iter().all(|&x| x >= 0)
+        {
+            // Ids and multipliers are non-negative and their products do not overflow, so
+            // every mix is >= 0: the SIMD reduction without a check per order.
+            let mut t = t0;
+            for (i, out) in dst.chunks_exact_mut(heads).enumerate() {
+                let at = skip + i;
+                let mut mix = window[at].wrapping_mul(m[0]);
+                let ptr = out.as_mut_ptr().cast::<i32>();
+                for order in 0..n - 1 {
+                    let k = order + 1;
+                    let token = if t >= k { window[at - k] } else { self.pad };
+                    mix ^= token.wrapping_mul(m[k]);
+                    // SAFETY: `out` holds (N-1) * H elements, so `ptr + order * H` is valid
+                    // for H writes; mix >= 0 (above); the SIMD kernels run only where
+                    // `hash_span` found their features.
+                    unsafe {
+                        let ptr = ptr.add(order * h);
+                        #[cfg(target_arch = "x86_64")]
+                        match KERNEL {
+                            AVX512 => fast.reduce_avx512(order, mix, ptr),
+                            AVX2 => fast.reduce_avx2(order, mix, ptr),
+                            _ => fast.reduce_scalar(order, mix, ptr),
                         }
+                        #[cfg(not(target_arch = "x86_64"))]
+                        fast.reduce_scalar(order, mix, ptr)
                     }
+                }
+                t += 1;
+                if t == seq_len {
+                    t = 0;
+                }
+            }
+            return;
+        }
+        // Primes of 2^21 and more, or negative ids: one integer remainder per head.
+        let mut t = t0;
+        for (i, out) in dst.chunks_exact_mut(heads).enumerate() {
+            let at = skip + i;
+            let mut mix = window[at].wrapping_mul(m[0]);
+            for order in 0..n - 1 {
+                let k = order + 1;
+                let token = if t >= k { window[at - k] } else { self.pad };
+                mix ^= token.wrapping_mul(m[k]);
+                let base = order * h;
+                for (j, o) in out[base..base + h].iter_mut().enumerate() {
+                    o.write(if mix >= 0 {
+                        // below the head size, < 2^31 (checked in `new`)
+                        (mix as u64 % layer.reducers[base + j]) as i32
+                    } else {
+                        // Only reachable with negative ids; numpy's % is a floor modulus.
+                        mix.rem_euclid(layer.head_sizes[base + j] as i64) as i32
+                    });
                 }
             }
             t += 1;
             if t == seq_len {
-                (row, t) = (row + 1, 0);
+                t = 0;
             }
         }
+    }
+}
+
+/// Kernels of [`NgramHasher::hash_span_impl`].
+const SCALAR: u8 = 0;
+#[cfg(target_arch = "x86_64")]
+const AVX2: u8 = 1;
+#[cfg(target_arch = "x86_64")]
+const AVX512: u8 = 2;
+
+/// The first `n` elements of `v`'s allocation as writable slots, growing it if needed
+/// (without zeroing: the caller writes all `n` and then sets the length to `n`).
+fn uninit_ids(v: &mut Vec<i32>, n: usize) -> &mut [MaybeUninit<i32>] {
+    if v.len() == n {
+        // SAFETY: i32 and MaybeUninit<i32> have one layout; initialised memory stays valid.
+        unsafe { std::slice::from_raw_parts_mut(v.as_mut_ptr().cast(), n) }
+    } else {
+        v.clear();
+        v.reserve_exact(n);
+        &mut v.spare_capacity_mut()[..n]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The reference's hashing written out plainly: compress, shift in pads, multiply-XOR in
+    /// i64, one floor modulus per head.
+    fn naive(h: &NgramHasher, ids: &[i64], batch: usize, seq_len: usize) -> Vec<Vec<i32>> {
+        let c: Vec<i64> = ids
+            .iter()
+            .map(|&i| h.vocab.compress_id(i).unwrap())
+            .collect();
+        let (n, heads) = (h.max_ngram_size, h.n_head);
+        h.layers
+            .iter()
+            .map(|l| {
+                let mut out = Vec::new();
+                for b in 0..batch {
+                    for t in 0..seq_len {
+                        let tok = |k: usize| {
+                            if t >= k {
+                                c[b * seq_len + t - k]
+                            } else {
+                                h.pad
+                            }
+                        };
+                        let mut mix = tok(0).wrapping_mul(l.multipliers[0]);
+                        for order in 0..n - 1 {
+                            mix ^= tok(order + 1).wrapping_mul(l.multipliers[order + 1]);
+                            for j in 0..heads {
+                                let p = l.head_sizes[order * heads + j] as i64;
+                                out.push(mix.rem_euclid(p) as i32);
+                            }
+                        }
+                    }
+                }
+                out
+            })
+            .collect()
+    }
+
+    fn hasher(sizes: Vec<u64>, n_head: usize) -> NgramHasher {
+        let vocab = Arc::new(CompressedVocab::from_lookup((0..5000).collect()).unwrap());
+        let cfg = EngramConfig {
+            max_ngram_size: sizes.len() + 1,
+            engram_vocab_size: sizes,
+            n_head_per_ngram: n_head,
+            n_embed_per_ngram: 4 * n_head,
+            layer_ids: vec![0, 3],
+            pad_id: 2,
+            ..EngramConfig::default()
+        };
+        NgramHasher::new(&cfg, vocab).unwrap()
+    }
+
+    fn tokens(n: usize, seed: u64) -> Vec<i64> {
+        let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        (0..n)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x % 5000) as i64
+            })
+            .collect()
+    }
+
+    /// Parallel chunks that straddle rows, a head count that leaves partial SIMD steps,
+    /// primes above the f64 path's limit and negative ids all give the plain hashing's ids.
+    #[test]
+    fn every_path_equals_the_plain_hashing() {
+        let cases = [
+            (vec![900, 300, 700], 5, 7, 300), // 2100 tokens: parallel, rows straddle chunks
+            (vec![60_000, 50_000], 16, 3, 1000),
+            (vec![3_000_000], 3, 2, 77), // primes >= 2^21: the integer path
+            (vec![100, 100, 100], 8, 3, 2), // rows shorter than N - 1
+        ];
+        for (sizes, n_head, batch, seq_len) in cases {
+            let h = hasher(sizes.clone(), n_head);
+            let mut ids = tokens(batch * seq_len, seq_len as u64);
+            let got = h.hash(&ids, batch, seq_len).unwrap();
+            let want = naive(&h, &ids, batch, seq_len);
+            for ((_, g), w) in got.layers.iter().zip(&want) {
+                assert_eq!(g, w, "sizes {sizes:?}, H {n_head}, [{batch}, {seq_len}]");
+            }
+            ids[seq_len / 2] = -3; // passes compression unchanged, as in the reference
+            let got = h.hash(&ids, batch, seq_len).unwrap();
+            let want = naive(&h, &ids, batch, seq_len);
+            for ((_, g), w) in got.layers.iter().zip(&want) {
+                assert_eq!(g, w, "negative id, sizes {sizes:?}");
+            }
+        }
+    }
+
+    /// `hash_into` over buffers of another shape (growing and shrinking) equals a fresh
+    /// `hash`, and an out-of-vocabulary id leaves the buffers as they were.
+    #[test]
+    fn hash_into_reuses_any_buffer_and_errors_leave_it_unchanged() {
+        let h = hasher(vec![900, 300, 700], 5);
+        let mut out = h.hash(&tokens(40, 1), 4, 10).unwrap();
+        for (batch, seq_len) in [(9, 400), (2, 3), (9, 400), (1, 1)] {
+            let ids = tokens(batch * seq_len, 7);
+            h.hash_into(&ids, batch, seq_len, &mut out).unwrap();
+            assert_eq!(out, h.hash(&ids, batch, seq_len).unwrap());
+        }
+        let before = out.clone();
+        let err = h.hash_into(&[1, 2, 5000, 3], 2, 2, &mut out).unwrap_err();
+        assert!(err.to_string().contains("5000"), "{err}");
+        assert_eq!(out, before);
     }
 }
