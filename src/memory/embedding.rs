@@ -1,9 +1,9 @@
 //! [`MultiHeadEmbedding`]: one table holding every hash head's rows.
 
 use burn::module::{Module, Param};
-use burn::tensor::module::embedding;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
+use super::gather::read_rows;
 use super::lazy_adam::{LazyAdamState, LazyAdamW};
 use super::sparse::TouchedRows;
 
@@ -96,11 +96,4 @@ impl MultiHeadEmbedding {
         });
         new_state.expect("Param::map calls its function once")
     }
-}
-
-/// `rows: [B, T, K]` indices into `table: [R, d]` -> `[B, T, K * d]`.
-pub(crate) fn read_rows(table: Tensor<2>, rows: Tensor<3, Int>) -> Tensor<3> {
-    let [b, t, k] = rows.dims();
-    let [_, d] = table.dims();
-    embedding(table, rows.reshape([b, t * k])).reshape([b, t, k * d])
 }

@@ -213,7 +213,7 @@ impl Engram {
                 got: table.dims().to_vec(),
             });
         }
-        let memory = super::embedding::read_rows(table, rows);
+        let memory = super::gather::read_rows(table, rows);
         Ok(self.forward_memory(hidden, memory, mode))
     }
 

@@ -6,6 +6,7 @@ mod decode;
 mod embedding;
 mod engram;
 mod gate;
+mod gather;
 mod init;
 mod layers;
 mod lazy_adam;

@@ -1,0 +1,232 @@
+//! Table row reads: `[B, T, K]` row indices into a `[R, d]` table -> `[B, T, K * d]`.
+//!
+//! On the flex CPU backend, outside autodiff, a kernel of our own reads the rows straight
+//! from the table's host storage: i32 (or i64) ids as uploaded, every id checked once, rows
+//! prefetched [`PREFETCH_ROWS`] ahead (a row of a table far larger than the caches is a
+//! DRAM miss, and the out-of-order window alone keeps too few of them in flight), and the
+//! output written once into fresh memory by all threads. Everywhere else (autodiff tensors,
+//! wgpu / cuda, other dtypes or strided tables) Burn's `embedding` runs. Both return the
+//! same values bit for bit (a copy).
+
+use burn::tensor::module::embedding;
+use burn::tensor::{Int, Tensor};
+
+/// How many rows ahead of the one being copied the kernel prefetches.
+#[cfg(feature = "flex")]
+const PREFETCH_ROWS: usize = 16;
+
+/// Rows per parallel task.
+#[cfg(feature = "flex")]
+const CHUNK_ROWS: usize = 1024;
+
+/// `rows: [B, T, K]` indices into `table: [R, d]` -> `[B, T, K * d]`.
+///
+/// # Panics
+/// If an index is negative or not below R (as Burn's `embedding`).
+pub(crate) fn read_rows(table: Tensor<2>, rows: Tensor<3, Int>) -> Tensor<3> {
+    let [b, t, k] = rows.dims();
+    let [_, d] = table.dims();
+    #[cfg(feature = "flex")]
+    if let Some(out) = flex::read_rows(&table, &rows) {
+        return out.reshape([b, t, k * d]);
+    }
+    embedding(table, rows.reshape([b, t * k])).reshape([b, t, k * d])
+}
+
+#[cfg(feature = "flex")]
+mod flex {
+    use std::mem::MaybeUninit;
+
+    use burn::backend::Flex;
+    use burn::backend::flex::FlexTensor;
+    use burn::tensor::{DType, Int, Tensor, TensorData};
+    use rayon::prelude::*;
+
+    use super::{CHUNK_ROWS, PREFETCH_ROWS};
+
+    /// The kernel's result `[B * T * K * d]`, or `None` where it does not apply.
+    pub(super) fn read_rows(table: &Tensor<2>, rows: &Tensor<3, Int>) -> Option<Tensor<1>> {
+        let table = table.clone().try_into_primitive::<Flex>().ok()?;
+        let ids = rows.clone().try_into_primitive::<Flex>().ok()?;
+        let (r, d) = match table.layout().shape().to_vec()[..] {
+            [r, d] => (r, d),
+            _ => return None,
+        };
+        if table.dtype() != DType::F32 || d == 0 {
+            return None;
+        }
+        let (start, end) = table.layout().contiguous_offsets()?;
+        let data = &table.storage::<f32>()[start..end];
+        let (istart, iend) = ids.layout().contiguous_offsets()?;
+        let out = match ids.dtype() {
+            DType::I32 => gather(data, r, d, &ids.storage::<i32>()[istart..iend]),
+            DType::I64 => gather(data, r, d, &ids.storage::<i64>()[istart..iend]),
+            _ => return None,
+        };
+        let n = out.len();
+        Some(Tensor::from_primitive::<Flex>(FlexTensor::from_data(
+            TensorData::new(out, [n]),
+        )))
+    }
+
+    /// The rows `ids` of the row-major `[r, d]` table `data`, concatenated.
+    fn gather<I: Copy + Into<i64> + Sync>(data: &[f32], r: usize, d: usize, ids: &[I]) -> Vec<f32> {
+        if let Some(bad) = ids
+            .iter()
+            .map(|&i| i.into())
+            .find(|&i| i < 0 || i >= r as i64)
+        {
+            panic!("table row index {bad} is out of bounds for a table of {r} rows");
+        }
+        let n = ids.len() * d;
+        let mut out: Vec<f32> = Vec::with_capacity(n);
+        let slots = &mut out.spare_capacity_mut()[..n];
+        if n * 4 >= 1 << 20 {
+            slots
+                .par_chunks_mut(CHUNK_ROWS * d)
+                .zip(ids.par_chunks(CHUNK_ROWS))
+                .for_each(|(o, ids)| copy_rows(data, d, ids, o));
+        } else {
+            copy_rows(data, d, ids, slots);
+        }
+        // SAFETY: `copy_rows` wrote all `ids.len() * d` elements.
+        unsafe { out.set_len(n) };
+        out
+    }
+
+    /// `out[i * d..(i + 1) * d] = data[ids[i] * d..]`, prefetching ahead; every id is
+    /// already checked to be a row of `data`.
+    fn copy_rows<I: Copy + Into<i64>>(
+        data: &[f32],
+        d: usize,
+        ids: &[I],
+        out: &mut [MaybeUninit<f32>],
+    ) {
+        debug_assert_eq!(out.len(), ids.len() * d);
+        let row = |i: usize| ids[i].into() as usize * d;
+        for (i, dst) in out.chunks_exact_mut(d).enumerate() {
+            #[cfg(target_arch = "x86_64")]
+            if let Some(&ahead) = ids.get(i + PREFETCH_ROWS) {
+                use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+                let at = data[ahead.into() as usize * d..].as_ptr().cast::<i8>();
+                for line in (0..d * 4).step_by(64) {
+                    // SAFETY: a prefetch never faults; the address is inside the row anyway.
+                    unsafe { _mm_prefetch::<_MM_HINT_T0>(at.wrapping_add(line)) };
+                }
+            }
+            let src = &data[row(i)..row(i) + d];
+            // SAFETY: f32 and MaybeUninit<f32> have one layout; `src` is `d` long.
+            let src: &[MaybeUninit<f32>] =
+                unsafe { std::slice::from_raw_parts(src.as_ptr().cast(), d) };
+            dst.copy_from_slice(src);
+        }
+    }
+}
+
+#[cfg(all(test, feature = "flex"))]
+mod tests {
+    use burn::tensor::module::embedding;
+    use burn::tensor::{DType, Device, Distribution, Int, Tensor, TensorData};
+
+    use super::read_rows;
+
+    fn table(r: usize, d: usize, device: &Device) -> Tensor<2> {
+        Tensor::random([r, d], Distribution::Normal(0.0, 1.0), device)
+    }
+
+    fn ids(n: usize, r: usize) -> Vec<i32> {
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        (0..n)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x % r as u64) as i32
+            })
+            .collect()
+    }
+
+    fn burn_rows(table: Tensor<2>, rows: Tensor<3, Int>) -> Vec<f32> {
+        let [b, t, k] = rows.dims();
+        embedding(table, rows.reshape([b, t * k]))
+            .into_data()
+            .try_to_vec()
+            .unwrap()
+    }
+
+    /// The kernel (small and parallel sizes, i32 and i64 ids, a row width that is not a
+    /// cache line) equals Burn's embedding bit for bit; so does the autodiff fallback.
+    #[test]
+    fn the_kernel_equals_burns_embedding() {
+        let device = Device::flex();
+        for (b, t, k, r, d) in [
+            (1, 3, 2, 10, 4),
+            (2, 64, 48, 5000, 64),
+            (3, 100, 7, 999, 13),
+        ] {
+            let tab = table(r, d, &device);
+            let idx = ids(b * t * k, r);
+            let want = burn_rows(
+                tab.clone(),
+                Tensor::from_data(TensorData::new(idx.clone(), [b, t, k]), &device),
+            );
+            let wide: Vec<i64> = idx.iter().map(|&i| i as i64).collect();
+            for rows in [
+                Tensor::<3, Int>::from_data(TensorData::new(idx.clone(), [b, t, k]), &device),
+                Tensor::<3, Int>::from_data(TensorData::new(wide, [b, t, k]), &device),
+            ] {
+                assert!(
+                    super::flex::read_rows(&tab, &rows).is_some(),
+                    "the kernel ran"
+                );
+                let got = read_rows(tab.clone(), rows);
+                assert_eq!(got.dims(), [b, t, k * d]);
+                assert_eq!(got.into_data().try_to_vec::<f32>().unwrap(), want);
+            }
+            let (tab, rows) = (
+                tab.clone().autodiff(),
+                Tensor::from_data(TensorData::new(idx, [b, t, k]), &device.clone().autodiff()),
+            );
+            assert!(
+                super::flex::read_rows(&tab, &rows).is_none(),
+                "autodiff falls back"
+            );
+            let ad = read_rows(tab, rows);
+            assert_eq!(ad.into_data().try_to_vec::<f32>().unwrap(), want);
+        }
+    }
+
+    /// A strided (transposed) table and a row-index view that starts inside its storage
+    /// take the right rows.
+    #[test]
+    fn views_read_the_rows_they_show() {
+        let device = Device::flex();
+        let base = table(6, 10, &device);
+        let tab = base.clone().transpose(); // [10, 6], not contiguous
+        let idx = Tensor::<3, Int>::from_data(TensorData::new(ids(40, 10), [2, 5, 4]), &device);
+        let view = idx.clone().narrow(0, 1, 1); // starts at element 20
+        assert!(
+            super::flex::read_rows(&tab, &idx).is_none(),
+            "strided falls back"
+        );
+        for (t, i) in [
+            (tab.clone(), idx.clone()),
+            (table(10, 6, &device), view.clone()),
+        ] {
+            let want = burn_rows(t.clone(), i.clone());
+            assert_eq!(
+                read_rows(t, i).into_data().try_to_vec::<f32>().unwrap(),
+                want
+            );
+        }
+        assert_eq!(base.dtype(), DType::F32);
+    }
+
+    #[test]
+    #[should_panic(expected = "table row index 10 is out of bounds for a table of 10 rows")]
+    fn an_index_past_the_table_panics_naming_it() {
+        let device = Device::flex();
+        let rows = Tensor::<3, Int>::from_data(TensorData::new(vec![1, 10], [1, 1, 2]), &device);
+        let _ = read_rows(table(10, 4, &device), rows);
+    }
+}
