@@ -136,15 +136,33 @@ impl LazyAdamW {
             time: 0,
         });
         state.time += 1;
-        let mv = state.moments.clone().select(0, rows.clone());
         let t = state.time as i32;
+        #[cfg(feature = "flex")]
+        let (table, moments) = match super::adam_in_place::step(
+            RowRule::new(self, lr, t),
+            table,
+            state.moments,
+            &rows,
+            &values,
+            &grad,
+        ) {
+            super::adam_in_place::Stepped::Done(table, moments) => {
+                state.moments = moments;
+                let table = if autodiff { table.autodiff() } else { table };
+                return (table, state);
+            }
+            super::adam_in_place::Stepped::Declined(table, moments) => (table, moments),
+        };
+        #[cfg(not(feature = "flex"))]
+        let moments = state.moments;
+        let mv = moments.clone().select(0, rows.clone());
         let (mv, w) = if on_host(&table.device()) {
             self.rows_host(lr, t, dim, mv, values, grad)
         } else {
             self.rows_tensor(lr, t, dim, mv, values, grad)
         };
         let assign = IndexingUpdateOp::Assign;
-        state.moments = state.moments.select_assign(0, rows.clone(), mv, assign);
+        state.moments = moments.select_assign(0, rows.clone(), mv, assign);
         let table = table.select_assign(0, rows, w, assign);
         let table = if autodiff { table.autodiff() } else { table };
         (table, state)
@@ -181,7 +199,7 @@ impl LazyAdamW {
     /// temporaries that op-by-op execution allocates. For the CPU backend, where those
     /// temporaries (allocation, page faults, strided reads of the moment halves) cost several
     /// times the arithmetic.
-    fn rows_host(
+    pub(crate) fn rows_host(
         &self,
         lr: f64,
         t: i32,
@@ -199,30 +217,66 @@ impl LazyAdamW {
                 .expect("f32 tensor data")
         };
         let (mut mv, mut w, g) = (host(mv), host(values), host(grad));
-        let (b1, b2, eps) = (self.beta1, self.beta2, self.eps);
-        let (c1, c2) = (1f32 - b1.powi(t), 1f32 - b2.powi(t));
-        let (ob1, ob2) = (1.0 - b1, 1.0 - b2);
-        let decay = lr * self.weight_decay as f64;
-        let (keep, lr32) = ((1.0 - decay) as f32, lr as f32);
+        let rule = RowRule::new(self, lr, t);
         mv.par_chunks_mut(2 * dim)
             .zip(w.par_chunks_mut(dim))
             .zip(g.par_chunks(dim))
             .with_min_len(1024)
-            .for_each(|((mv, w), g)| {
-                let (m, v) = mv.split_at_mut(dim);
-                for d in 0..dim {
-                    let gd = g[d];
-                    m[d] = m[d] * b1 + gd * ob1;
-                    v[d] = v[d] * b2 + (gd * gd) * ob2;
-                    let delta = (m[d] / c1) / ((v[d] / c2).sqrt() + eps);
-                    let kept = if decay == 0.0 { w[d] } else { w[d] * keep };
-                    w[d] = kept - delta * lr32;
-                }
-            });
+            .for_each(|((mv, w), g)| rule.apply(mv, w, g));
         (
             Tensor::from_data(TensorData::new(mv, [u, 2 * dim]), &device),
             Tensor::from_data(TensorData::new(w, [u, dim]), &device),
         )
+    }
+}
+
+/// The per-row arithmetic of [`LazyAdamW::rows_host`] and of the in-place step: the f32
+/// operations of [`LazyAdamW::rows_tensor`], in its order.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RowRule {
+    b1: f32,
+    b2: f32,
+    eps: f32,
+    c1: f32,
+    c2: f32,
+    ob1: f32,
+    ob2: f32,
+    decay: bool,
+    keep: f32,
+    lr: f32,
+}
+
+impl RowRule {
+    pub(crate) fn new(o: &LazyAdamW, lr: f64, t: i32) -> Self {
+        let decay = lr * o.weight_decay as f64;
+        Self {
+            b1: o.beta1,
+            b2: o.beta2,
+            eps: o.eps,
+            c1: 1f32 - o.beta1.powi(t),
+            c2: 1f32 - o.beta2.powi(t),
+            ob1: 1.0 - o.beta1,
+            ob2: 1.0 - o.beta2,
+            decay: decay != 0.0,
+            keep: (1.0 - decay) as f32,
+            lr: lr as f32,
+        }
+    }
+
+    /// One row: `mv` (`[2 * dim]`, m then v) and `w` (`[dim]`) updated in place from the
+    /// gradient `g` (`[dim]`).
+    #[inline]
+    pub(crate) fn apply(&self, mv: &mut [f32], w: &mut [f32], g: &[f32]) {
+        let dim = g.len();
+        let (m, v) = mv.split_at_mut(dim);
+        for d in 0..dim {
+            let gd = g[d];
+            m[d] = m[d] * self.b1 + gd * self.ob1;
+            v[d] = v[d] * self.b2 + (gd * gd) * self.ob2;
+            let delta = (m[d] / self.c1) / ((v[d] / self.c2).sqrt() + self.eps);
+            let kept = if self.decay { w[d] * self.keep } else { w[d] };
+            w[d] = kept - delta * self.lr;
+        }
     }
 }
 

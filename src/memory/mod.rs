@@ -1,6 +1,8 @@
 //! The Engram modules (REFERENCE §1.5): memory table, gate, value, short conv, and the set of
 //! layers one model carries.
 
+#[cfg(feature = "flex")]
+mod adam_in_place;
 mod conv;
 mod decode;
 mod embedding;
