@@ -74,6 +74,31 @@ pub fn run(ctx: &Ctx, w: &mut Workloads) -> burn_engram::Result<()> {
         r.insert("table_bytes".into(), json!(lines * 64));
         r.insert("ns_per_access".into(), json!(best(&r) * 1e9 / hops as f64));
         w.insert("latency".into(), Value::Object(r));
+        // --- random-access throughput: every thread loads random lines of the same table,
+        // each address independent of the last (a xorshift picks it), so the core overlaps
+        // the misses: the floor of any update that touches lines at random
+        let threads = rayon::current_num_threads().max(1);
+        let per_thread = hops / threads;
+        let mut r = time(3, || {
+            let sum: u64 = (0..threads)
+                .into_par_iter()
+                .map(|t| {
+                    let (mut x, mut acc) = (0x9E37_79B9_7F4A_7C15u64 ^ (t as u64 + 1), 0u64);
+                    for _ in 0..per_thread {
+                        x ^= x << 13;
+                        x ^= x >> 7;
+                        x ^= x << 17;
+                        acc = acc.wrapping_add(next[(x % lines as u64) as usize * 16] as u64);
+                    }
+                    acc
+                })
+                .sum();
+            black_box(sum);
+        });
+        let loads = per_thread * threads;
+        r.insert("loads".into(), json!(loads));
+        r.insert("ns_per_line".into(), json!(best(&r) * 1e9 / loads as f64));
+        w.insert("random_lines".into(), Value::Object(r));
     }
 
     // --- hashing --------------------------------------------------------------------------
