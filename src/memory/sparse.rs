@@ -9,13 +9,16 @@
 //! [`LazyAdamW`](crate::memory::LazyAdamW) writes the U updated rows back.
 
 use burn::tensor::{Device, Gradients, Int, Tensor, TensorData};
-use rayon::prelude::*;
 
 use super::layers::{EngramBatch, EngramLayers};
 use super::lazy_adam::{LazyAdamState, LazyAdamW};
 use super::schedule::GateMode;
 use crate::error::{EngramError, Result};
 use crate::hashing::HashIds;
+
+/// Bits of a row index sorted per radix pass.
+const RADIX_BITS: u32 = 11;
+const RADIX_MASK: u32 = (1 << RADIX_BITS) - 1;
 
 /// The distinct rows of a list of row indices, and where each index sits among them.
 ///
@@ -32,23 +35,45 @@ pub struct TouchedRows {
 }
 
 impl TouchedRows {
-    /// Sorts and dedupes `rows` (row indices, `>= 0`); O(n log n) in the number of indices, independent of the
-    /// table size (one parallel sort of `(row, position)` pairs and one pass over them).
+    /// Sorts and dedupes `rows` (row indices, `>= 0`): an LSD radix sort of the positions by
+    /// row (11 bits per pass, as many passes as the largest row needs: three for a table
+    /// below 2^33 rows), then one pass over them. O(n) in the number of indices, independent
+    /// of the table size.
     pub fn new(rows: &[i32]) -> Self {
-        let mut pairs: Vec<u64> = rows
-            .par_iter()
-            .enumerate()
-            .map(|(i, &r)| ((r as u32 as u64) << 32) | i as u64)
-            .collect();
-        pairs.par_sort_unstable();
+        let n = rows.len();
+        let mut keys: Vec<u32> = rows.iter().map(|&r| r as u32).collect();
+        let mut pos: Vec<u32> = (0..n as u32).collect();
+        let (mut keys2, mut pos2) = (vec![0u32; n], vec![0u32; n]);
+        let bits = 32 - keys.iter().copied().max().unwrap_or(0).leading_zeros();
+        let mut shift = 0;
+        while shift < bits {
+            // a stable counting sort by the digit at `shift`
+            let digit = |k: u32| ((k >> shift) & RADIX_MASK) as usize;
+            let mut start = vec![0usize; RADIX_MASK as usize + 1];
+            for &k in &keys {
+                start[digit(k)] += 1;
+            }
+            let mut sum = 0;
+            for c in &mut start {
+                (*c, sum) = (sum, sum + *c);
+            }
+            for (&k, &p) in keys.iter().zip(&pos) {
+                let at = &mut start[digit(k)];
+                (keys2[*at], pos2[*at]) = (k, p);
+                *at += 1;
+            }
+            std::mem::swap(&mut keys, &mut keys2);
+            std::mem::swap(&mut pos, &mut pos2);
+            shift += RADIX_BITS;
+        }
         let mut unique = Vec::new();
-        let mut local = vec![0i32; rows.len()];
-        for p in pairs {
-            let row = (p >> 32) as u32 as i32;
+        let mut local = vec![0i32; n];
+        for (&k, &p) in keys.iter().zip(&pos) {
+            let row = k as i32;
             if unique.last() != Some(&row) {
                 unique.push(row);
             }
-            local[(p & 0xFFFF_FFFF) as usize] = unique.len() as i32 - 1;
+            local[p as usize] = unique.len() as i32 - 1;
         }
         Self { unique, local }
     }
@@ -273,5 +298,55 @@ impl EngramLayers {
             engram.multi_head_embedding.weight = weight.set_require_grad(trainable);
         }
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TouchedRows;
+
+    /// The distinct rows and local positions by a comparison sort of `(row, position)`.
+    fn by_sorting(rows: &[i32]) -> TouchedRows {
+        let mut pairs: Vec<(u32, usize)> = rows
+            .iter()
+            .enumerate()
+            .map(|(i, &r)| (r as u32, i))
+            .collect();
+        pairs.sort_unstable();
+        let (mut unique, mut local) = (Vec::new(), vec![0i32; rows.len()]);
+        for (r, i) in pairs {
+            if unique.last() != Some(&(r as i32)) {
+                unique.push(r as i32);
+            }
+            local[i] = unique.len() as i32 - 1;
+        }
+        TouchedRows { unique, local }
+    }
+
+    /// The radix sort gives the comparison sort's answer for tables of every size (one to
+    /// three passes), many duplicates or none, and no rows at all.
+    #[test]
+    fn radix_dedup_equals_sorting() {
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        for (n, max) in [
+            (0, 1),
+            (1, 1),
+            (5, 3),
+            (1000, 10),
+            (50_000, 3_000_000),
+            (20_000, i32::MAX),
+        ] {
+            let rows: Vec<i32> = (0..n)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    (x % max as u64) as i32
+                })
+                .collect();
+            let got = TouchedRows::new(&rows);
+            assert_eq!(got, by_sorting(&rows), "{n} rows below {max}");
+            assert!(got.unique.windows(2).all(|w| w[0] < w[1]));
+        }
     }
 }
