@@ -70,6 +70,9 @@ pub mod precision;
 pub mod vocab;
 pub mod weights;
 
+#[cfg(test)]
+mod test_util;
+
 // Layer 2, the host models: Qwen3 and LoRA.
 #[cfg(feature = "host")]
 pub mod host;

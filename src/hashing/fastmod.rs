@@ -92,12 +92,10 @@ impl FastMod {
         debug_assert!(mix >= 0);
         let hi = _mm256_set1_pd((mix >> 32) as f64);
         let lo = _mm256_set1_pd((mix & 0xFFFF_FFFF) as f64);
-        let base = order * self.width;
-        let mut j = 0;
-        while j < self.heads {
-            let k = base + j;
-            // SAFETY: k + 8 <= (order + 1) * width, inside every constant vector.
-            let r = unsafe {
+        // SAFETY: the caller's; `step` reads lanes k..k + 8 of one order, inside every
+        // constant vector (each order is padded to a multiple of 8).
+        unsafe {
+            self.steps(order, out, |k| {
                 let half = |k: usize| {
                     let x = _mm256_fmadd_pd(hi, _mm256_loadu_pd(self.c.as_ptr().add(k)), lo);
                     let q = _mm256_round_pd::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(
@@ -112,11 +110,7 @@ impl FastMod {
                 let r = _mm256_set_m128i(half(k + 4), half(k));
                 let p = _mm256_loadu_si256(self.p32.as_ptr().add(k).cast());
                 _mm256_min_epu32(r, _mm256_add_epi32(r, p))
-            };
-            // SAFETY: the caller gives H writable elements; a partial last step goes
-            // through a local buffer.
-            unsafe { store8(r, out.add(j), self.heads - j) };
-            j += LANES;
+            })
         }
     }
 
@@ -132,12 +126,9 @@ impl FastMod {
         debug_assert!(mix >= 0);
         let hi = _mm512_set1_pd((mix >> 32) as f64);
         let lo = _mm512_set1_pd((mix & 0xFFFF_FFFF) as f64);
-        let base = order * self.width;
-        let mut j = 0;
-        while j < self.heads {
-            let k = base + j;
-            // SAFETY: as in `reduce_avx2`.
-            let r = unsafe {
+        // SAFETY: as in `reduce_avx2`.
+        unsafe {
+            self.steps(order, out, |k| {
                 let x = _mm512_fmadd_pd(hi, _mm512_loadu_pd(self.c.as_ptr().add(k)), lo);
                 let q = _mm512_roundscale_pd::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(
                     _mm512_mul_pd(x, _mm512_loadu_pd(self.inv.as_ptr().add(k))),
@@ -149,9 +140,28 @@ impl FastMod {
                 ));
                 let p = _mm256_loadu_si256(self.p32.as_ptr().add(k).cast());
                 _mm256_min_epu32(r, _mm256_add_epi32(r, p))
-            };
-            // SAFETY: as in `reduce_avx2`.
-            unsafe { store8(r, out.add(j), self.heads - j) };
+            })
+        }
+    }
+
+    /// The H heads of `order` in steps of 8 lanes: `step(k)` gives the remainders of the
+    /// padded lanes `k..k + 8`, stored at `out` (a partial last step through a local buffer).
+    ///
+    /// # Safety
+    /// `out` is valid for H writes; the CPU has AVX2; `step` is sound for every `k` it gets.
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    unsafe fn steps(
+        &self,
+        order: usize,
+        out: *mut i32,
+        step: impl Fn(usize) -> std::arch::x86_64::__m256i,
+    ) {
+        let base = order * self.width;
+        let mut j = 0;
+        while j < self.heads {
+            // SAFETY: j < H, so `out + j` is valid for min(H - j, 8) writes (the caller).
+            unsafe { store8(step(base + j), out.add(j), self.heads - j) };
             j += LANES;
         }
     }

@@ -566,15 +566,8 @@ mod tests {
     }
 
     fn tokens(n: usize, seed: u64) -> Vec<i64> {
-        let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        (0..n)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                (x % 5000) as i64
-            })
-            .collect()
+        let v = crate::test_util::xorshift_below(n, seed, 5000);
+        v.into_iter().map(|x| x as i64).collect()
     }
 
     /// Parallel chunks that straddle rows, a head count that leaves partial SIMD steps,

@@ -135,15 +135,8 @@ mod tests {
     }
 
     fn ids(n: usize, r: usize) -> Vec<i32> {
-        let mut x = 0x9E37_79B9_7F4A_7C15u64;
-        (0..n)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                (x % r as u64) as i32
-            })
-            .collect()
+        let v = crate::test_util::xorshift_below(n, 1, r as u64);
+        v.into_iter().map(|x| x as i32).collect()
     }
 
     fn burn_rows(table: Tensor<2>, rows: Tensor<3, Int>) -> Vec<f32> {

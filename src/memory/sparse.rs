@@ -327,22 +327,18 @@ mod tests {
     /// three passes), many duplicates or none, and no rows at all.
     #[test]
     fn radix_dedup_equals_sorting() {
-        let mut x = 0x9E37_79B9_7F4A_7C15u64;
-        for (n, max) in [
+        let cases = [
             (0, 1),
             (1, 1),
             (5, 3),
             (1000, 10),
             (50_000, 3_000_000),
             (20_000, i32::MAX),
-        ] {
-            let rows: Vec<i32> = (0..n)
-                .map(|_| {
-                    x ^= x << 13;
-                    x ^= x >> 7;
-                    x ^= x << 17;
-                    (x % max as u64) as i32
-                })
+        ];
+        for (seed, (n, max)) in cases.into_iter().enumerate() {
+            let rows: Vec<i32> = crate::test_util::xorshift_below(n, seed as u64, max as u64)
+                .into_iter()
+                .map(|x| x as i32)
                 .collect();
             let got = TouchedRows::new(&rows);
             assert_eq!(got, by_sorting(&rows), "{n} rows below {max}");
