@@ -187,17 +187,11 @@ impl CompressedVocab {
     /// Compresses a row-major batch whose rows are `seq_len` long (the row length only
     /// serves the error message).
     pub fn compress(&self, ids: &[i64], seq_len: usize) -> Result<Vec<i64>> {
-        ids.iter()
-            .enumerate()
-            .map(|(i, &id)| {
-                self.compress_id(id).ok_or(EngramError::TokenOutOfRange {
-                    id,
-                    row: i / seq_len.max(1),
-                    pos: i % seq_len.max(1),
-                    vocab_size: self.lookup.len(),
-                })
-            })
-            .collect()
+        self.check(ids, seq_len)?;
+        Ok(ids
+            .iter()
+            .map(|&id| self.compress_id(id).expect("every id was checked above"))
+            .collect())
     }
 
     /// Saves the table as safetensors (one int64 tensor `lookup`), so it is built once.

@@ -14,7 +14,8 @@ use burn::backend::flex::FlexTensor;
 use burn::tensor::{DType, Int, Tensor};
 use rayon::prelude::*;
 
-use super::lazy_adam::RowRule;
+use super::gather::flex::{matrix_dims, prefetch_row};
+use super::lazy_adam::{RowRule, host_f32};
 
 /// How many rows ahead the update prefetches (a touched row of a large table is a DRAM
 /// miss).
@@ -57,7 +58,9 @@ pub(crate) fn step(
             Tensor::from_primitive::<Flex>(mom),
         )
     };
-    let ([n, dim], [mn, mdim]) = (dims(&tab), dims(&mom));
+    let (Some([n, dim]), Some([mn, mdim])) = (matrix_dims(&tab), matrix_dims(&mom)) else {
+        return back(tab, mom);
+    };
     let plain = |t: &FlexTensor| {
         t.dtype() == DType::F32 && t.is_contiguous() && t.layout().start_offset() == 0
     };
@@ -76,13 +79,7 @@ pub(crate) fn step(
     {
         return back(tab, mom);
     }
-    let host = |x: &Tensor<2>| {
-        x.to_data()
-            .convert::<f32>()
-            .try_into_vec::<f32>()
-            .expect("f32")
-    };
-    let (vals, grads) = (host(values), host(grad));
+    let (vals, grads) = (host_f32(values.clone()), host_f32(grad.clone()));
     if vals.len() != rows.len() * dim || grads.len() != rows.len() * dim {
         return back(tab, mom);
     }
@@ -94,18 +91,10 @@ pub(crate) fn step(
         let first = c * CHUNK_ROWS;
         for (i, &r) in ids.iter().enumerate() {
             let r = r as usize;
-            #[cfg(target_arch = "x86_64")]
             if let Some(&ahead) = ids.get(i + PREFETCH_ROWS) {
-                use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
                 let a = ahead as usize;
-                for (base, width) in [(t, dim), (m, 2 * dim)] {
-                    let at = base.ptr().wrapping_add(a * width).cast::<i8>();
-                    for line in (0..width * 4).step_by(64) {
-                        // SAFETY: SSE is part of x86_64; a prefetch never faults, and the
-                        // address lies inside the row anyway.
-                        unsafe { _mm_prefetch::<_MM_HINT_T0>(at.wrapping_add(line)) };
-                    }
-                }
+                prefetch_row(t.ptr().wrapping_add(a * dim), dim);
+                prefetch_row(m.ptr().wrapping_add(a * 2 * dim), 2 * dim);
             }
             let u = first + i;
             // SAFETY: `r < n` (checked above) so both rows lie inside their tensors, whose
@@ -121,13 +110,6 @@ pub(crate) fn step(
         Tensor::from_primitive::<Flex>(tab),
         Tensor::from_primitive::<Flex>(mom),
     )
-}
-
-fn dims(t: &FlexTensor) -> [usize; 2] {
-    match t.layout().shape().to_vec()[..] {
-        [a, b] => [a, b],
-        _ => [0, 0],
-    }
 }
 
 /// The base of a tensor's rows, shared by the threads of one step (each writes only its

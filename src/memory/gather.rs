@@ -34,7 +34,7 @@ pub(crate) fn read_rows(table: Tensor<2>, rows: Tensor<3, Int>) -> Tensor<3> {
 }
 
 #[cfg(feature = "flex")]
-mod flex {
+pub(super) mod flex {
     use std::mem::MaybeUninit;
 
     use burn::backend::Flex;
@@ -48,10 +48,7 @@ mod flex {
     pub(super) fn read_rows(table: &Tensor<2>, rows: &Tensor<3, Int>) -> Option<Tensor<1>> {
         let table = table.clone().try_into_primitive::<Flex>().ok()?;
         let ids = rows.clone().try_into_primitive::<Flex>().ok()?;
-        let (r, d) = match table.layout().shape().to_vec()[..] {
-            [r, d] => (r, d),
-            _ => return None,
-        };
+        let [r, d] = matrix_dims(&table)?;
         if table.dtype() != DType::F32 || d == 0 {
             return None;
         }
@@ -67,6 +64,31 @@ mod flex {
         Some(Tensor::from_primitive::<Flex>(FlexTensor::from_data(
             TensorData::new(out, [n]),
         )))
+    }
+
+    /// `[rows, cols]` of a 2-d flex tensor, `None` for any other rank.
+    pub(in crate::memory) fn matrix_dims(t: &FlexTensor) -> Option<[usize; 2]> {
+        match t.layout().shape().to_vec()[..] {
+            [r, c] => Some([r, c]),
+            _ => None,
+        }
+    }
+
+    /// Asks the CPU to bring the `len` floats at `row` into cache (x86_64; nothing
+    /// elsewhere). Never faults, whatever the address.
+    #[inline(always)]
+    pub(in crate::memory) fn prefetch_row(row: *const f32, len: usize) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+            let at = row.cast::<i8>();
+            for line in (0..len * 4).step_by(64) {
+                // SAFETY: SSE is part of x86_64; a prefetch never faults.
+                unsafe { _mm_prefetch::<_MM_HINT_T0>(at.wrapping_add(line)) };
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = (row, len);
     }
 
     /// The rows `ids` of the row-major `[r, d]` table `data`, concatenated.
@@ -105,14 +127,8 @@ mod flex {
         debug_assert_eq!(out.len(), ids.len() * d);
         let row = |i: usize| ids[i].into() as usize * d;
         for (i, dst) in out.chunks_exact_mut(d).enumerate() {
-            #[cfg(target_arch = "x86_64")]
             if let Some(&ahead) = ids.get(i + PREFETCH_ROWS) {
-                use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
-                let at = data[ahead.into() as usize * d..].as_ptr().cast::<i8>();
-                for line in (0..d * 4).step_by(64) {
-                    // SAFETY: a prefetch never faults; the address is inside the row anyway.
-                    unsafe { _mm_prefetch::<_MM_HINT_T0>(at.wrapping_add(line)) };
-                }
+                prefetch_row(data.as_ptr().wrapping_add(ahead.into() as usize * d), d);
             }
             let src = &data[row(i)..row(i) + d];
             // SAFETY: f32 and MaybeUninit<f32> have one layout; `src` is `d` long.

@@ -210,13 +210,7 @@ impl LazyAdamW {
     ) -> (Tensor<2>, Tensor<2>) {
         let device = values.device();
         let [u, _] = values.dims();
-        let host = |x: Tensor<2>| {
-            x.into_data()
-                .convert::<f32>()
-                .try_into_vec::<f32>()
-                .expect("f32 tensor data")
-        };
-        let (mut mv, mut w, g) = (host(mv), host(values), host(grad));
+        let (mut mv, mut w, g) = (host_f32(mv), host_f32(values), host_f32(grad));
         let rule = RowRule::new(self, lr, t);
         mv.par_chunks_mut(2 * dim)
             .zip(w.par_chunks_mut(dim))
@@ -278,6 +272,14 @@ impl RowRule {
             w[d] = kept - delta * self.lr;
         }
     }
+}
+
+/// A float tensor's values as f32 on the host.
+pub(crate) fn host_f32(x: Tensor<2>) -> Vec<f32> {
+    x.into_data()
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .expect("f32 tensor data")
 }
 
 /// Whether the tensors live in host memory (Burn's CPU backend), where
