@@ -1,4 +1,4 @@
-//! A table-only training step: Burn's dense embedding backward + AdamW against the sparse
+//! A table-only training step: the dense `[rows, dim]` table gradient + Burn's AdamW against the sparse
 //! step the trainer takes (the library's `touched_leaf` + `apply_lazy_adam`).
 
 use burn::module::Param;
@@ -28,7 +28,7 @@ pub fn run(ctx: &Ctx, w: &mut Workloads) -> burn_engram::Result<()> {
         let gout = Tensor::<3>::random([b, t, k * dim], normal, &ctx.ad);
         let step_reps = if ctx.args.quick { 2 } else { 3 };
 
-        // dense: Burn's embedding backward (dense [rows, dim] gradient) + Burn's AdamW
+        // dense: the table read's backward (a dense [rows, dim] gradient) + Burn's AdamW
         {
             let mut table = MultiHeadEmbedding {
                 weight: Param::from_tensor(Tensor::<2>::random([rows_n, dim], normal, &ctx.ad)),

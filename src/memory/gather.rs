@@ -4,9 +4,10 @@
 //! from the table's host storage: i32 (or i64) ids as uploaded, every id checked once, rows
 //! prefetched [`PREFETCH_ROWS`] ahead (a row of a table far larger than the caches is a
 //! DRAM miss, and the out-of-order window alone keeps too few of them in flight), and the
-//! output written once into fresh memory by all threads. Everywhere else (autodiff tensors,
-//! wgpu / cuda, other dtypes or strided tables) Burn's `embedding` runs. Both return the
-//! same values bit for bit (a copy).
+//! output written once into fresh memory by all threads. Under autodiff the same kernel is
+//! the forward of a tracked op with a parallel backward of its own (`gather_grad.rs`).
+//! Everywhere else (wgpu / cuda, other dtypes or strided tables, gradient checkpointing)
+//! Burn's `embedding` runs. Both return the same values bit for bit (a copy).
 
 use burn::tensor::module::embedding;
 use burn::tensor::{Int, Tensor};
@@ -27,7 +28,9 @@ pub(crate) fn read_rows(table: Tensor<2>, rows: Tensor<3, Int>) -> Tensor<3> {
     let [b, t, k] = rows.dims();
     let [_, d] = table.dims();
     #[cfg(feature = "flex")]
-    if let Some(out) = flex::read_rows(&table, &rows) {
+    if let Some(out) = flex::read_rows(&table, &rows)
+        .or_else(|| super::gather_grad::read_rows_tracked(&table, &rows))
+    {
         return out.reshape([b, t, k * d]);
     }
     embedding(table, rows.reshape([b, t * k])).reshape([b, t, k * d])
@@ -48,22 +51,47 @@ pub(super) mod flex {
     pub(super) fn read_rows(table: &Tensor<2>, rows: &Tensor<3, Int>) -> Option<Tensor<1>> {
         let table = table.clone().try_into_primitive::<Flex>().ok()?;
         let ids = rows.clone().try_into_primitive::<Flex>().ok()?;
-        let [r, d] = matrix_dims(&table)?;
+        let out = gather_primitive(&table, &ids)?;
+        Some(Tensor::from_primitive::<Flex>(out))
+    }
+
+    /// The rows `ids` (i32 or i64, any shape, contiguous) of the 2-d contiguous f32 `table`,
+    /// as one flat `[ids * d]` tensor; `None` for any other input.
+    ///
+    /// # Panics
+    /// If an id is negative or not below the table's rows.
+    pub(in crate::memory) fn gather_primitive(
+        table: &FlexTensor,
+        ids: &FlexTensor,
+    ) -> Option<FlexTensor> {
+        let [r, d] = matrix_dims(table)?;
         if table.dtype() != DType::F32 || d == 0 {
             return None;
         }
         let (start, end) = table.layout().contiguous_offsets()?;
         let data = &table.storage::<f32>()[start..end];
-        let (istart, iend) = ids.layout().contiguous_offsets()?;
-        let out = match ids.dtype() {
-            DType::I32 => gather(data, r, d, &ids.storage::<i32>()[istart..iend]),
-            DType::I64 => gather(data, r, d, &ids.storage::<i64>()[istart..iend]),
-            _ => return None,
+        let out = match ids_of(ids)? {
+            Ids::I32(ids) => gather(data, r, d, ids),
+            Ids::I64(ids) => gather(data, r, d, ids),
         };
         let n = out.len();
-        Some(Tensor::from_primitive::<Flex>(FlexTensor::from_data(
-            TensorData::new(out, [n]),
-        )))
+        Some(FlexTensor::from_data(TensorData::new(out, [n])))
+    }
+
+    /// Row ids as stored: a contiguous i32 or i64 flex tensor.
+    pub(in crate::memory) enum Ids<'a> {
+        I32(&'a [i32]),
+        I64(&'a [i64]),
+    }
+
+    /// The ids of a contiguous i32 / i64 tensor, `None` for other dtypes or layouts.
+    pub(in crate::memory) fn ids_of(ids: &FlexTensor) -> Option<Ids<'_>> {
+        let (start, end) = ids.layout().contiguous_offsets()?;
+        match ids.dtype() {
+            DType::I32 => Some(Ids::I32(&ids.storage::<i32>()[start..end])),
+            DType::I64 => Some(Ids::I64(&ids.storage::<i64>()[start..end])),
+            _ => None,
+        }
     }
 
     /// `[rows, cols]` of a 2-d flex tensor, `None` for any other rank.
@@ -164,7 +192,7 @@ mod tests {
     }
 
     /// The kernel (small and parallel sizes, i32 and i64 ids, a row width that is not a
-    /// cache line) equals Burn's embedding bit for bit; so does the autodiff fallback.
+    /// cache line) equals Burn's embedding bit for bit; so does the read under autodiff.
     #[test]
     fn the_kernel_equals_burns_embedding() {
         let device = Device::flex();
@@ -198,7 +226,7 @@ mod tests {
             );
             assert!(
                 super::flex::read_rows(&tab, &rows).is_none(),
-                "autodiff falls back"
+                "autodiff tables take the tracked op (gather_grad.rs)"
             );
             let ad = read_rows(tab, rows);
             assert_eq!(ad.into_data().try_to_vec::<f32>().unwrap(), want);

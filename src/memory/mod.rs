@@ -9,6 +9,8 @@ mod embedding;
 mod engram;
 mod gate;
 mod gather;
+#[cfg(feature = "flex")]
+mod gather_grad;
 mod init;
 mod layers;
 mod lazy_adam;

@@ -1,11 +1,11 @@
 //! Sparse-row training of the Engram tables: read the rows a step touches through a small
 //! gradient-tracking sub-table instead of the whole table.
 //!
-//! Burn's embedding backward builds a dense gradient of the whole table (REFERENCE §5), so a
+//! A table read's backward builds a dense gradient of the whole table (REFERENCE §5), so a
 //! step would cost O(table rows) however few rows it reads. Here the step's distinct rows are
 //! gathered once outside autodiff into a `[U, head_dim]` leaf that requires a gradient; the
 //! forward reads that leaf at local indices, so backward produces a `[U, head_dim]` gradient
-//! (duplicate reads summed by the embedding backward), and
+//! (duplicate reads summed by the read's backward), and
 //! [`LazyAdamW`](crate::memory::LazyAdamW) writes the U updated rows back.
 
 use burn::tensor::{Device, Gradients, Int, Tensor, TensorData};
