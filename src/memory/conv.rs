@@ -5,12 +5,16 @@ use burn::nn::RmsNorm;
 use burn::tensor::Tensor;
 use burn::tensor::activation::silu;
 
+use super::conv_silu::conv_silu;
+use super::rms_norm::rms_norm;
+
 /// RMSNorm per group (eps 1e-5), the groups side by side as `G * hidden` channels, a
 /// depthwise causal convolution of `kernel` taps spaced `dilation` (= N) apart, then SiLU.
 ///
 /// Computed as a sum of shifted, per-channel scaled copies of the left-padded input, which
 /// is exactly torch's `Conv1d(groups=channels, padding=(kernel-1)*dilation)` truncated to T,
-/// needs no layout change and runs on every backend. The weight is stored `[channels,
+/// needs no layout change and runs on every backend; on the flex CPU backend the norm and
+/// the convolution + SiLU run as fused ops of their own (forward and backward). The weight is stored `[channels,
 /// kernel]`; checkpoints use torch's `[channels, 1, kernel]`.
 #[derive(Module, Debug)]
 pub struct ShortConv {
@@ -54,31 +58,62 @@ impl ShortConv {
         history: Option<Tensor<3>>,
     ) -> (Tensor<4>, Option<Tensor<3>>) {
         let [b, t, g, d] = x.dims();
-        let [channels, kernel] = self.weight.dims();
-        let normed: Vec<Tensor<4>> = (0..g)
-            .map(|i| self.norms[i].forward(x.clone().narrow(2, i, 1)))
+        let channels = self.weight.dims()[0];
+        let mut normed: Vec<Tensor<4>> = (0..g)
+            .map(|i| rms_norm(&self.norms[i], x.clone().narrow(2, i, 1)))
             .collect();
-        let normed = Tensor::cat(normed, 2).reshape([b, t, channels]);
-        let pad = self.history_len();
-        let padded = if pad > 0 {
-            let left =
-                history.unwrap_or_else(|| Tensor::zeros([b, pad, channels], &normed.device()));
-            Tensor::cat(vec![left, normed], 1)
-        } else {
-            normed
-        };
-        let weight = self.weight.val();
-        let mut out: Option<Tensor<3>> = None;
-        for k in 0..kernel {
-            let tap = weight.clone().narrow(1, k, 1).reshape([1, 1, channels]);
-            let term = padded.clone().narrow(1, k * self.dilation, t) * tap;
-            out = Some(match out {
-                Some(acc) => acc + term,
-                None => term,
-            });
+        let normed = match normed.len() {
+            1 => normed.remove(0),
+            _ => Tensor::cat(normed, 2),
         }
-        let next = (pad > 0).then(|| padded.narrow(1, t, pad));
-        let out = out.expect("kernel >= 1");
-        (silu(out).reshape([b, t, g, d]), next)
+        .reshape([b, t, channels]);
+        let pad = self.history_len();
+        let weight = self.weight.val();
+        if history.is_none()
+            && let Some(out) = conv_silu(&normed, &weight, self.dilation)
+        {
+            // the normalized input of the last `pad` positions, zeros before the start
+            let next = (pad > 0).then(|| match t.checked_sub(pad) {
+                Some(from) => normed.clone().narrow(1, from, pad),
+                None => {
+                    let zeros = Tensor::zeros([b, pad - t, channels], &normed.device());
+                    Tensor::cat(vec![zeros, normed.clone()], 1)
+                }
+            });
+            return (out.reshape([b, t, g, d]), next);
+        }
+        let (out, next) = conv_silu_ops(normed, history, weight, self.dilation);
+        (out.reshape([b, t, g, d]), next)
     }
+}
+
+/// The convolution + SiLU of [`ShortConv::forward_step`] in Burn ops (every backend):
+/// `normed: [B, T, C]` after `history: [B, pad, C]` (zeros if `None`), taps `[C, kernel]`.
+/// Returns `[B, T, C]` and the next history.
+pub(super) fn conv_silu_ops(
+    normed: Tensor<3>,
+    history: Option<Tensor<3>>,
+    weight: Tensor<2>,
+    dilation: usize,
+) -> (Tensor<3>, Option<Tensor<3>>) {
+    let [b, t, channels] = normed.dims();
+    let kernel = weight.dims()[1];
+    let pad = (kernel - 1) * dilation;
+    let padded = if pad > 0 {
+        let left = history.unwrap_or_else(|| Tensor::zeros([b, pad, channels], &normed.device()));
+        Tensor::cat(vec![left, normed], 1)
+    } else {
+        normed
+    };
+    let mut out: Option<Tensor<3>> = None;
+    for k in 0..kernel {
+        let tap = weight.clone().narrow(1, k, 1).reshape([1, 1, channels]);
+        let term = padded.clone().narrow(1, k * dilation, t) * tap;
+        out = Some(match out {
+            Some(acc) => acc + term,
+            None => term,
+        });
+    }
+    let next = (pad > 0).then(|| padded.narrow(1, t, pad));
+    (silu(out.expect("kernel >= 1")), next)
 }

@@ -6,6 +6,7 @@ use burn::nn::{Linear, RmsNorm};
 use burn::tensor::Tensor;
 use burn::tensor::activation::sigmoid;
 
+use super::rms_norm::rms_norm;
 use super::schedule::GateMode;
 
 /// Per group `g`: `k = norm1_g(key_proj_g(e))`, `q = norm2_g(h_g)`,
@@ -36,9 +37,11 @@ impl ContextGate {
         let scale = (d as f64).sqrt();
         let gates = (0..g)
             .map(|i| {
-                let key = self.norm1[i].forward(self.key_projs[i].forward(memory.clone()));
-                let query =
-                    self.norm2[i].forward(hidden.clone().narrow(2, i, 1).reshape([b, t, d]));
+                let key = rms_norm(&self.norm1[i], self.key_projs[i].forward(memory.clone()));
+                let query = rms_norm(
+                    &self.norm2[i],
+                    hidden.clone().narrow(2, i, 1).reshape([b, t, d]),
+                );
                 let s = (key * query).sum_dim(2).div_scalar(scale); // [B, T, 1]
                 let s = s.clone().abs().clamp_min(1e-6).sqrt() * s.sign();
                 sigmoid(s)

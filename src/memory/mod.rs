@@ -4,6 +4,7 @@
 #[cfg(feature = "flex")]
 mod adam_in_place;
 mod conv;
+mod conv_silu;
 mod decode;
 mod embedding;
 mod engram;
@@ -14,6 +15,7 @@ mod gather_grad;
 mod init;
 mod layers;
 mod lazy_adam;
+mod rms_norm;
 mod schedule;
 mod sparse;
 
