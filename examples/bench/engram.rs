@@ -47,6 +47,36 @@ pub fn run(ctx: &Ctx, w: &mut Workloads) -> burn_engram::Result<()> {
         r.insert("tokens_per_s".into(), json!((b * t) as f64 / best(&r)));
         w.insert("engram_fwd".into(), Value::Object(r));
 
+        // the floor the layer's matmuls set: each projection (G keys and the value, E ->
+        // hidden) is one matmul forward and two backward (input and weight gradients); the
+        // three shapes timed here at the backend's own matmul speed, the same run
+        let (m, e) = (b * t, head.engram_hidden_size());
+        let projections = engram_projections(head);
+        let mut gemm_s = 0.0;
+        let mut shapes = Vec::new();
+        for [rows, inner, cols] in [[m, e, hidden], [m, hidden, e], [e, m, hidden]] {
+            let lhs = Tensor::<2>::random([rows, inner], normal, &ctx.device);
+            let rhs = Tensor::<2>::random([inner, cols], normal, &ctx.device);
+            let r = time(ctx.engram_reps, || {
+                black_box(lhs.clone().matmul(rhs.clone()));
+                sync(&ctx.device);
+            });
+            gemm_s += best(&r);
+            shapes.push(json!([rows, inner, cols]));
+        }
+        let flops = projections as f64 * 3.0 * 2.0 * (m * e * hidden) as f64;
+        w.insert(
+            "engram_gemm_floor".into(),
+            json!({
+                "shapes": shapes,
+                "projections": projections,
+                "matmul_s": gemm_s,
+                "floor_s": projections as f64 * gemm_s,
+                "flops": flops,
+                "flops_per_s": flops / (projections as f64 * gemm_s),
+            }),
+        );
+
         // hashing ahead: n steps of (hash, upload, memory read), hashed inline vs by a
         // HashPrefetcher on its own thread
         let steps = if ctx.args.quick { 4 } else { 10 };
@@ -97,4 +127,10 @@ pub fn run(ctx: &Ctx, w: &mut Workloads) -> burn_engram::Result<()> {
     }
 
     Ok(())
+}
+
+/// Matmuls of one layer's projections: one key projection per hyper-connection group and
+/// the value projection.
+fn engram_projections(config: &burn_engram::EngramConfig) -> usize {
+    config.hc_mult + 1
 }
