@@ -66,6 +66,7 @@ pub mod inject;
 pub mod inspect;
 pub mod io;
 pub mod memory;
+mod ops;
 pub mod precision;
 pub mod vocab;
 pub mod weights;

@@ -2,7 +2,7 @@
 //!
 //! 0. `error`, `io` (generic I/O)
 //! 1. the Engram library: `config`, `device`, `hashing`, `inject`, `inspect`, `memory`,
-//!    `precision`, `vocab`, `weights`
+//!    `ops`, `precision`, `vocab`, `weights`
 //! 2. the host models: `host::qwen3`, `host::lora`, `host::adapted`
 //! 3. the study harness: `study::*`
 //!

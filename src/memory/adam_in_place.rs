@@ -14,8 +14,8 @@ use burn::backend::flex::FlexTensor;
 use burn::tensor::{DType, Int, Tensor};
 use rayon::prelude::*;
 
-use super::gather::flex::{matrix_dims, prefetch_row};
 use super::lazy_adam::{RowRule, host_f32};
+use crate::ops::flex::{matrix_dims, prefetch_row};
 
 /// How many rows ahead the update prefetches (a touched row of a large table is a DRAM
 /// miss).

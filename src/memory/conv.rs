@@ -6,7 +6,7 @@ use burn::tensor::Tensor;
 use burn::tensor::activation::silu;
 
 use super::conv_silu::conv_silu;
-use super::rms_norm::rms_norm;
+use crate::ops::rms_norm;
 
 /// RMSNorm per group (eps 1e-5), the groups side by side as `G * hidden` channels, a
 /// depthwise causal convolution of `kernel` taps spaced `dilation` (= N) apart, then SiLU.

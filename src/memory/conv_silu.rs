@@ -33,8 +33,10 @@ mod flex {
     use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
     use burn::backend::flex::FlexTensor;
     use burn::backend::{Autodiff, Flex};
-    use burn::tensor::{DType, Tensor, TensorData};
+    use burn::tensor::{Tensor, TensorData};
     use rayon::prelude::*;
+
+    use crate::ops::flex::f32s;
 
     /// Positions (rows of C channels) per parallel task.
     const CHUNK_ROWS: usize = 64;
@@ -108,15 +110,6 @@ mod flex {
     fn flat(v: Vec<f32>) -> FlexTensor {
         let n = v.len();
         FlexTensor::from_data(TensorData::new(v, [n]))
-    }
-
-    /// The elements of a contiguous f32 flex tensor, `None` for anything else.
-    fn f32s(t: &FlexTensor) -> Option<&[f32]> {
-        if t.dtype() != DType::F32 {
-            return None;
-        }
-        let (start, end) = t.layout().contiguous_offsets()?;
-        Some(&t.storage::<f32>()[start..end])
     }
 
     /// As Burn's flex sigmoid.

@@ -6,8 +6,8 @@ use burn::nn::{Linear, RmsNorm};
 use burn::tensor::Tensor;
 use burn::tensor::activation::sigmoid;
 
-use super::rms_norm::rms_norm;
 use super::schedule::GateMode;
+use crate::ops::rms_norm;
 
 /// Per group `g`: `k = norm1_g(key_proj_g(e))`, `q = norm2_g(h_g)`,
 /// `s = sum(k * q) / sqrt(hidden)`, `gate_g = sigmoid(sign(s) * sqrt(max(|s|, 1e-6)))`.

@@ -46,6 +46,7 @@ pub(super) mod flex {
     use rayon::prelude::*;
 
     use super::{CHUNK_ROWS, PREFETCH_ROWS};
+    use crate::ops::flex::{f32s, matrix_dims, prefetch_row};
 
     /// The kernel's result `[B * T * K * d]`, or `None` where it does not apply.
     pub(super) fn read_rows(table: &Tensor<2>, rows: &Tensor<3, Int>) -> Option<Tensor<1>> {
@@ -65,11 +66,10 @@ pub(super) mod flex {
         ids: &FlexTensor,
     ) -> Option<FlexTensor> {
         let [r, d] = matrix_dims(table)?;
-        if table.dtype() != DType::F32 || d == 0 {
+        let data = f32s(table)?;
+        if d == 0 {
             return None;
         }
-        let (start, end) = table.layout().contiguous_offsets()?;
-        let data = &table.storage::<f32>()[start..end];
         let out = match ids_of(ids)? {
             Ids::I32(ids) => gather(data, r, d, ids),
             Ids::I64(ids) => gather(data, r, d, ids),
@@ -92,31 +92,6 @@ pub(super) mod flex {
             DType::I64 => Some(Ids::I64(&ids.storage::<i64>()[start..end])),
             _ => None,
         }
-    }
-
-    /// `[rows, cols]` of a 2-d flex tensor, `None` for any other rank.
-    pub(in crate::memory) fn matrix_dims(t: &FlexTensor) -> Option<[usize; 2]> {
-        match t.layout().shape().to_vec()[..] {
-            [r, c] => Some([r, c]),
-            _ => None,
-        }
-    }
-
-    /// Asks the CPU to bring the `len` floats at `row` into cache (x86_64; nothing
-    /// elsewhere). Never faults, whatever the address.
-    #[inline(always)]
-    pub(in crate::memory) fn prefetch_row(row: *const f32, len: usize) {
-        #[cfg(target_arch = "x86_64")]
-        {
-            use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
-            let at = row.cast::<i8>();
-            for line in (0..len * 4).step_by(64) {
-                // SAFETY: SSE is part of x86_64; a prefetch never faults.
-                unsafe { _mm_prefetch::<_MM_HINT_T0>(at.wrapping_add(line)) };
-            }
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        let _ = (row, len);
     }
 
     /// The rows `ids` of the row-major `[r, d]` table `data`, concatenated.

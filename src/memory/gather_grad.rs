@@ -16,10 +16,11 @@ use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind, unary};
 use burn::backend::flex::FlexTensor;
 use burn::backend::{Autodiff, Flex};
-use burn::tensor::{DType, Int, Tensor, TensorData};
+use burn::tensor::{Int, Tensor, TensorData};
 use rayon::prelude::*;
 
-use super::gather::flex::{Ids, gather_primitive, ids_of, matrix_dims, prefetch_row};
+use super::gather::flex::{Ids, gather_primitive, ids_of};
+use crate::ops::flex::{f32s, matrix_dims, prefetch_row};
 
 /// Output rows per parallel task of the backward.
 const CHUNK_ROWS: usize = 1024;
@@ -71,12 +72,7 @@ impl Backward<Flex, 1> for ReadRows {
 /// The `[r, d]` table gradient of a read of `ids` whose output gradient is `grad`
 /// (`[ids * d]`, contiguous f32).
 fn table_grad(grad: &FlexTensor, ids: &FlexTensor, r: usize, d: usize) -> FlexTensor {
-    assert_eq!(grad.dtype(), DType::F32, "the table read's gradient is f32");
-    let (start, end) = grad
-        .layout()
-        .contiguous_offsets()
-        .expect("a contiguous gradient");
-    let grad = &grad.storage::<f32>()[start..end];
+    let grad = f32s(grad).expect("a contiguous f32 gradient");
     let ids = ids_of(ids).expect("the forward checked the ids' dtype and layout");
     let out = match ids {
         Ids::I32(ids) => sum_rows(grad, d, ids, r),

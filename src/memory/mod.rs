@@ -15,7 +15,6 @@ mod gather_grad;
 mod init;
 mod layers;
 mod lazy_adam;
-mod rms_norm;
 mod schedule;
 mod sparse;
 

@@ -9,6 +9,7 @@ use burn::tensor::{Bool, DType, Device, Tensor};
 use super::config::Qwen3Config;
 use super::linear::forward_linear;
 use super::rope::Rope;
+use crate::ops::rms_norm;
 
 /// Keys and values of the positions seen so far, for one layer: `[B, kv_heads, S, head_dim]`.
 #[derive(Debug, Clone, Default)]
@@ -95,20 +96,22 @@ impl Qwen3Attention {
         let [b, t, _] = x.dims();
         let (h, kvh, d) = (self.n_heads, self.n_kv_heads, self.head_dim);
         let split = |y: Tensor<3>, heads: usize| y.reshape([b, t, heads, d]);
-        let q = self
-            .q_norm
-            .forward(split(
+        let q = rms_norm(
+            &self.q_norm,
+            split(
                 forward_linear(&self.q_proj, x.clone(), self.lora_dropout),
                 h,
-            ))
-            .swap_dims(1, 2);
-        let k = self
-            .k_norm
-            .forward(split(
+            ),
+        )
+        .swap_dims(1, 2);
+        let k = rms_norm(
+            &self.k_norm,
+            split(
                 forward_linear(&self.k_proj, x.clone(), self.lora_dropout),
                 kvh,
-            ))
-            .swap_dims(1, 2);
+            ),
+        )
+        .swap_dims(1, 2);
         let v = split(forward_linear(&self.v_proj, x, self.lora_dropout), kvh).swap_dims(1, 2);
         let q = rope.apply(q, start);
         let mut k = rope.apply(k, start);

@@ -12,6 +12,7 @@ use super::mlp::Qwen3Mlp;
 use super::rope::Rope;
 use crate::error::{EngramError, Result};
 use crate::inject::{NoInjection, ResidualInjector};
+use crate::ops::rms_norm;
 
 /// One decoder layer: `h += attn(norm(h))`, `h += mlp(norm(h))`.
 #[derive(Module, Debug)]
@@ -38,8 +39,11 @@ impl Qwen3DecoderLayer {
         let h = x.clone()
             + self
                 .self_attn
-                .forward(self.input_layernorm.forward(x), rope, start, mask, cache);
-        h.clone() + self.mlp.forward(self.post_attention_layernorm.forward(h))
+                .forward(rms_norm(&self.input_layernorm, x), rope, start, mask, cache);
+        h.clone()
+            + self
+                .mlp
+                .forward(rms_norm(&self.post_attention_layernorm, h))
     }
 }
 
@@ -285,7 +289,7 @@ impl Qwen3ForCausalLM {
             c.pad = Some(pad);
             c.len = s;
         }
-        Ok(self.model.norm.forward(x))
+        Ok(rms_norm(&self.model.norm, x))
     }
 
     /// Projects hidden states `[B, T, hidden]` to logits `[B, T, vocab]`.

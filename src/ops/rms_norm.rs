@@ -2,8 +2,9 @@
 //! and multiply (six passes over the input forward, about a dozen backward); on the flex CPU
 //! backend this reads each row once and writes it once, forward and backward, with a
 //! backward of its own under autodiff. Same formula as Burn (`x / sqrt(mean(x^2) + eps) *
-//! gamma`, f32), within float rounding of it (the mean sums in another order). Other
-//! backends, dtypes and strided inputs run Burn's module.
+//! gamma`, f32), within float rounding of it (the mean sums in another order). Used by the
+//! Engram gate and short conv and by the Qwen3 host's norms. Other backends, dtypes (a bf16
+//! backbone) and strided inputs run Burn's module.
 
 use burn::nn::RmsNorm;
 use burn::tensor::Tensor;
@@ -30,8 +31,10 @@ mod flex {
     use burn::backend::flex::FlexTensor;
     use burn::backend::{Autodiff, Flex};
     use burn::nn::RmsNorm;
-    use burn::tensor::{DType, Tensor, TensorData};
+    use burn::tensor::{Tensor, TensorData};
     use rayon::prelude::*;
+
+    use super::super::flex::f32s;
 
     /// Rows per parallel task.
     const CHUNK_ROWS: usize = 64;
@@ -44,7 +47,7 @@ mod flex {
             x.clone().try_into_primitive::<Flex>(),
             gamma.clone().try_into_primitive::<Flex>(),
         ) {
-            let (x_data, g_data) = (f32_rows(&x)?, f32_rows(&g)?);
+            let (x_data, g_data) = (f32s(&x)?, f32s(&g)?);
             let (out, _) = forward(x_data, g_data, eps)?;
             let n = out.len();
             return Some(Tensor::from_primitive::<Flex>(FlexTensor::from_data(
@@ -53,7 +56,7 @@ mod flex {
         }
         let x = x.clone().try_into_primitive::<Autodiff<Flex>>().ok()?;
         let g = gamma.try_into_primitive::<Autodiff<Flex>>().ok()?;
-        let (out, rms) = forward(f32_rows(x.primitive())?, f32_rows(g.primitive())?, eps)?;
+        let (out, rms) = forward(f32s(x.primitive())?, f32s(g.primitive())?, eps)?;
         let n = out.len();
         let out = FlexTensor::from_data(TensorData::new(out, [n]));
         let out = match Norm
@@ -68,15 +71,6 @@ mod flex {
             OpsKind::UnTracked(prep) => prep.finish(out),
         };
         Some(Tensor::from_primitive::<Autodiff<Flex>>(out))
-    }
-
-    /// The elements of a contiguous f32 flex tensor, `None` for anything else.
-    fn f32_rows(t: &FlexTensor) -> Option<&[f32]> {
-        if t.dtype() != DType::F32 {
-            return None;
-        }
-        let (start, end) = t.layout().contiguous_offsets()?;
-        Some(&t.storage::<f32>()[start..end])
     }
 
     /// `x / rms * gamma` row by row (rows of `gamma.len()`), and each row's `rms =
@@ -141,10 +135,10 @@ mod flex {
             let (x, g, rms) = ops.state;
             let shape = x.layout().shape().clone();
             let (dx, dg) = backward(
-                f32_rows(&x).expect("checked in the forward"),
-                f32_rows(&g).expect("checked in the forward"),
+                f32s(&x).expect("checked in the forward"),
+                f32s(&g).expect("checked in the forward"),
                 &rms,
-                f32_rows(&dout).expect("an f32 gradient"),
+                f32s(&dout).expect("an f32 gradient"),
             );
             if let Some(node) = node_x {
                 let dx = FlexTensor::from_data(TensorData::new(dx, shape));
