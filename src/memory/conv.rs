@@ -14,8 +14,8 @@ use crate::ops::rms_norm;
 /// Computed as a sum of shifted, per-channel scaled copies of the left-padded input, which
 /// is exactly torch's `Conv1d(groups=channels, padding=(kernel-1)*dilation)` truncated to T,
 /// needs no layout change and runs on every backend; on the flex CPU backend the norm and
-/// the convolution + SiLU run as fused ops of their own (forward and backward). The weight is stored `[channels,
-/// kernel]`; checkpoints use torch's `[channels, 1, kernel]`.
+/// the convolution + SiLU run as fused ops of their own (forward and backward). The weight
+/// is stored `[channels, kernel]`; checkpoints use torch's `[channels, 1, kernel]`.
 #[derive(Module, Debug)]
 pub struct ShortConv {
     /// One RMSNorm per hyper-connection group.
@@ -116,4 +116,56 @@ pub(super) fn conv_silu_ops(
     }
     let next = (pad > 0).then(|| padded.narrow(1, t, pad));
     (silu(out.expect("kernel >= 1")), next)
+}
+
+#[cfg(all(test, feature = "flex"))]
+mod tests {
+    use burn::module::Param;
+    use burn::nn::RmsNormConfig;
+    use burn::tensor::{Device, Distribution, Tensor};
+
+    use super::{ShortConv, conv_silu_ops};
+
+    /// The fused path of `forward_step` from the start of a sequence returns the Burn ops'
+    /// output (within rounding) and exactly their next history, for sequences shorter and
+    /// longer than the taps' reach, one group and two.
+    #[test]
+    fn fused_step_equals_the_burn_ops_with_its_history() {
+        let device = Device::flex();
+        let normal = Distribution::Normal(0.0, 1.0);
+        for (g, t) in [(1, 3), (1, 20), (2, 4), (2, 11)] {
+            let (b, d, kernel, dilation) = (2, 6, 4, 3);
+            let conv = ShortConv {
+                norms: (0..g)
+                    .map(|_| RmsNormConfig::new(d).with_epsilon(1e-5).init(&device))
+                    .collect(),
+                weight: Param::from_tensor(Tensor::random([g * d, kernel], normal, &device)),
+                dilation,
+            };
+            let x = Tensor::<4>::random([b, t, g, d], normal, &device);
+            let (out, next) = conv.forward_step(x.clone(), None);
+
+            let normed: Vec<Tensor<4>> = (0..g)
+                .map(|i| conv.norms[i].forward(x.clone().narrow(2, i, 1)))
+                .collect();
+            let normed = Tensor::cat(normed, 2).reshape([b, t, g * d]);
+            let (want, want_next) = conv_silu_ops(normed, None, conv.weight.val(), dilation);
+
+            let v = |x: Tensor<3>| x.into_data().try_to_vec::<f32>().unwrap();
+            for (a, w) in v(out.reshape([b, t, g * d])).iter().zip(v(want)) {
+                assert!(
+                    (a - w).abs() <= 1e-5 * w.abs().max(1.0),
+                    "G {g}, T {t}: {a} vs {w}"
+                );
+            }
+            let (next, want_next) = (next.unwrap(), want_next.unwrap());
+            assert_eq!(next.dims(), [b, conv.history_len(), g * d]);
+            for (a, w) in v(next).iter().zip(v(want_next)) {
+                assert!(
+                    (a - w).abs() <= 1e-6 * w.abs().max(1.0),
+                    "history, G {g}, T {t}"
+                );
+            }
+        }
+    }
 }

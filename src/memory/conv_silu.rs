@@ -2,9 +2,9 @@
 //! a zero pad, `kernel` shifted products, `kernel - 1` sums and the SiLU's sigmoid and
 //! product (about a dozen passes over `[B, T, C]` forward and more backward); on the flex
 //! CPU backend this is one pass forward, two backward, with a backward of its own under
-//! autodiff. Same formula and summation order as [`ShortConv`](super::ShortConv)'s Burn
-//! ops (within float rounding of them: the sigmoid's exp is the same libm call, products
-//! are not fused).
+//! autodiff. The forward adds the taps in the Burn ops' order and uses the same sigmoid as
+//! Burn's flex backend; the backward writes the SiLU derivative as one expression, so
+//! gradients agree with [`ShortConv`](super::ShortConv)'s Burn ops within float rounding.
 
 use burn::tensor::Tensor;
 

@@ -153,9 +153,9 @@ mod flex {
 
     /// Gradients of the input and of gamma for output gradient `dout`: with `xh = x / rms`
     /// and `gd = dout * gamma`, `dx = (gd - xh * mean(gd * xh)) / rms` (divisions by rms
-    /// taken as products with its inverse), `dgamma = sum over
-    /// rows of dout * xh` (summed per fixed chunk of rows, then across chunks in order: the
-    /// same bits whatever the thread count).
+    /// taken as products with its inverse) and `dgamma = sum over rows of dout * xh` (summed
+    /// per fixed chunk of rows, then across chunks in order: the same bits whatever the
+    /// thread count).
     fn backward(x: &[f32], gamma: &[f32], rms: &[f32], dout: &[f32]) -> (Vec<f32>, Vec<f32>) {
         let d = gamma.len();
         assert_eq!(dout.len(), x.len(), "one output gradient per input");
