@@ -269,6 +269,37 @@ mod tests {
         }
     }
 
+    /// The gradients (gamma's summed across rows) are the same bits on one thread and on
+    /// three.
+    #[test]
+    fn gradients_do_not_depend_on_the_thread_count() {
+        let ad = Device::flex().autodiff();
+        let (rows, d) = (1000, 96);
+        let norm: RmsNorm = RmsNormConfig::new(d).init(&ad);
+        let x = Tensor::<2>::random([rows, d], Distribution::Normal(0.0, 1.0), &ad);
+        let w = Tensor::<2>::random([rows, d], Distribution::Normal(0.0, 1.0), &ad);
+        let grads = || {
+            let x = x.clone().require_grad();
+            let g = (rms_norm(&norm, x.clone()) * w.clone()).sum().backward();
+            let bits = |t: Tensor<1>| {
+                let v = t.into_data().try_to_vec::<f32>().unwrap();
+                v.iter().map(|x| x.to_bits()).collect::<Vec<_>>()
+            };
+            (
+                bits(x.grad(&g).unwrap().reshape([rows * d])),
+                bits(norm.gamma.val().grad(&g).unwrap()),
+            )
+        };
+        let on = |threads| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            pool.install(grads)
+        };
+        assert_eq!(on(1), on(3));
+    }
+
     /// A strided input (a narrowed group) runs Burn's module and reads the right values.
     #[test]
     fn strided_inputs_fall_back() {
