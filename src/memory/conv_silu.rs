@@ -36,7 +36,7 @@ mod flex {
     use burn::tensor::{Tensor, TensorData};
     use rayon::prelude::*;
 
-    use crate::ops::flex::f32s;
+    use crate::ops::flex::{f32s, sum_partials};
 
     /// Positions (rows of C channels) per parallel task.
     const CHUNK_ROWS: usize = 64;
@@ -263,12 +263,7 @@ mod flex {
                 dw
             })
             .collect();
-        let mut by_tap = vec![0.0f32; kernel * c];
-        for p in partials {
-            for (a, b) in by_tap.iter_mut().zip(p) {
-                *a += b;
-            }
-        }
+        let by_tap = sum_partials(partials, kernel * c);
         // back to the taps' own `[C, kernel]` layout
         let dw = (0..c * kernel)
             .map(|i| by_tap[(i % kernel) * c + i / kernel])
@@ -283,18 +278,7 @@ mod tests {
 
     use super::super::conv::conv_silu_ops;
     use super::conv_silu;
-
-    fn close(got: Tensor<1>, want: Tensor<1>, what: &str) {
-        let (g, w) = (
-            got.into_data().try_to_vec::<f32>().unwrap(),
-            want.into_data().try_to_vec::<f32>().unwrap(),
-        );
-        assert_eq!(g.len(), w.len(), "{what}");
-        let scale = w.iter().fold(0.0f32, |m, v| m.max(v.abs())).max(1.0);
-        for (i, (a, b)) in g.iter().zip(&w).enumerate() {
-            assert!((a - b).abs() <= 2e-6 * scale, "{what}[{i}]: {a} vs {b}");
-        }
-    }
+    use crate::test_util::assert_close as close;
 
     /// Forward and both gradients equal the Burn ops within float rounding: sequences
     /// longer and shorter than the taps' reach, one tap, parallel sizes, plain and autodiff.

@@ -36,3 +36,15 @@ pub(crate) fn prefetch_row(row: *const f32, len: usize) {
     #[cfg(not(target_arch = "x86_64"))]
     let _ = (row, len);
 }
+
+/// The element-wise sum of per-chunk partial sums (each `len` long), added up in chunk
+/// order: the same bits whatever the number of threads that made them.
+pub(crate) fn sum_partials(partials: Vec<Vec<f32>>, len: usize) -> Vec<f32> {
+    let mut sum = vec![0.0f32; len];
+    for p in partials {
+        for (a, b) in sum.iter_mut().zip(p) {
+            *a += b;
+        }
+    }
+    sum
+}

@@ -34,7 +34,7 @@ mod flex {
     use burn::tensor::{Tensor, TensorData};
     use rayon::prelude::*;
 
-    use super::super::flex::f32s;
+    use super::super::flex::{f32s, sum_partials};
 
     /// Rows per parallel task.
     const CHUNK_ROWS: usize = 64;
@@ -184,13 +184,7 @@ mod flex {
                 dg
             })
             .collect();
-        let mut dg = vec![0.0f32; d];
-        for p in partials {
-            for (a, b) in dg.iter_mut().zip(p) {
-                *a += b;
-            }
-        }
-        (dx, dg)
+        (dx, sum_partials(partials, d))
     }
 }
 
@@ -201,18 +195,7 @@ mod tests {
     use burn::tensor::{Device, Distribution, Tensor};
 
     use super::rms_norm;
-
-    fn close(got: Tensor<1>, want: Tensor<1>, what: &str) {
-        let (g, w) = (
-            got.into_data().try_to_vec::<f32>().unwrap(),
-            want.into_data().try_to_vec::<f32>().unwrap(),
-        );
-        assert_eq!(g.len(), w.len(), "{what}");
-        let scale = w.iter().fold(0.0f32, |m, v| m.max(v.abs())).max(1.0);
-        for (i, (a, b)) in g.iter().zip(&w).enumerate() {
-            assert!((a - b).abs() <= 2e-6 * scale, "{what}[{i}]: {a} vs {b}");
-        }
-    }
+    use crate::test_util::assert_close as close;
 
     /// Forward, input gradient and gamma gradient equal Burn's module within float
     /// rounding: serial and parallel sizes, a random gamma, plain and autodiff tensors.
