@@ -17,7 +17,7 @@ use super::runs::{InputRecord, JsonLines, OpenMode, Opened, RunFolder, RunManife
 use super::spec::{Method, ResolvedRun};
 use super::train::{CheckpointConfig, StepMetrics, TrainConfig, latest_checkpoint, train};
 use crate::error::{EngramError, Result};
-use crate::host::lora::{apply_lora, count_lora_params, save_adapter};
+use crate::host::lora::{apply_lora_seeded, count_lora_params, save_adapter};
 use crate::host::qwen3::{Qwen3Engram, Qwen3Tokenizer, load_qwen3};
 use crate::precision::Precision;
 use crate::vocab::CompressedVocab;
@@ -164,7 +164,8 @@ pub fn run_train_job(
         device.seed(cfg.seed);
         let mut lcfg = job.run.lora.clone();
         lcfg.base_model_name_or_path = Some(job.model_dir.display().to_string());
-        let model = apply_lora(base, &lcfg)?;
+        // the same adapter on every device (the device's own seed still drives dropout)
+        let model = apply_lora_seeded(base, &lcfg, cfg.seed)?;
         on_event(JobEvent::Note(format!(
             "method lora, trainable params: {} (closed form {})",
             count_lora_params(&model),

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::spec::{Method, ResolvedRun};
 use crate::error::{EngramError, Result};
-use crate::host::lora::{apply_lora, count_lora_params, save_adapter};
+use crate::host::lora::{apply_lora_seeded, count_lora_params, save_adapter};
 use crate::host::qwen3::{CausalLm, Qwen3Engram, Qwen3Tokenizer, load_qwen3};
 use crate::io::{read_json, sha256_bytes, sha256_chunks, write_json};
 use crate::study::data::dataset::StudyData;
@@ -214,7 +214,7 @@ pub fn run_one(
         }
         Method::Lora => {
             device.seed(run.train.seed);
-            let model = apply_lora(base, &run.lora)?;
+            let model = apply_lora_seeded(base, &run.lora, run.train.seed)?;
             let trainable = count_lora_params(&model);
             let (model, n, scores) = fit(inputs, model, run, dir, on_event)?;
             save_adapter(&model, &run.lora, dir.join("adapter"))?;

@@ -28,6 +28,8 @@ use burn::module::{
     Lora, LoraAdapter, Module, ModuleMapper, ModuleVisitor, Param, Reparameterizer,
 };
 use burn::tensor::{Distribution, FloatDType, Tensor, TensorData};
+use rand_burn::SeedableRng;
+use rand_burn::rngs::StdRng;
 use safetensors::SafeTensors;
 use safetensors::tensor::Dtype;
 
@@ -83,14 +85,55 @@ impl Reparameterizer for PeftLora {
 /// included: `A` (`[in, r]` here, `lora_A.weight [r, in]` in PEFT) is drawn from
 /// `kaiming_uniform_(a=sqrt(5))`, i.e. U(-1/sqrt(in), 1/sqrt(in)); `B` starts at 0, so a fresh
 /// adapter changes nothing. `cfg.lora_dropout` is applied to the adapter's input while
-/// training ([`forward_linear`](crate::host::qwen3::forward_linear)). The factors are f32 whatever the backbone's dtype (master
-/// weights; a bf16 backbone casts them in [`forward_linear`]). `A` is drawn from the device's
-/// generator: seed it (`device.seed(..)`) for a reproducible adapter.
+/// training ([`forward_linear`](crate::host::qwen3::forward_linear)). The factors are f32
+/// whatever the backbone's dtype (master weights; a bf16 backbone casts them in
+/// [`forward_linear`](crate::host::qwen3::forward_linear)). `A` is drawn from the device's
+/// generator: seed it (`device.seed(..)`) for a reproducible adapter on that device, or use
+/// [`apply_lora_seeded`] for the same adapter on every device.
 pub fn apply_lora(model: Qwen3ForCausalLM, cfg: &LoraConfig) -> Result<Qwen3ForCausalLM> {
+    attach_lora(model, cfg, None)
+}
+
+/// [`apply_lora`] with `A` drawn on the host from a generator seeded with `seed`: the same
+/// adapter on every device (wgpu and cuda have generators of their own). The draws are those
+/// a flex device seeded with `seed` makes in [`apply_lora`] (Burn's N(0, 1/r) draw of each
+/// factor, then PEFT's uniform redraw), so on the CPU, for a model with loaded weights (a
+/// lazily initialised one draws its own weights from the device's generator on first use),
+/// the two give the same adapter bit for bit.
+pub fn apply_lora_seeded(
+    model: Qwen3ForCausalLM,
+    cfg: &LoraConfig,
+    seed: u64,
+) -> Result<Qwen3ForCausalLM> {
+    attach_lora(model, cfg, Some(seed))
+}
+
+fn attach_lora(
+    model: Qwen3ForCausalLM,
+    cfg: &LoraConfig,
+    seed: Option<u64>,
+) -> Result<Qwen3ForCausalLM> {
     let plan = cfg.plan(model.config())?;
     let lora = Lora::new(cfg.r, cfg.lora_alpha).set_dtype(FloatDType::F32);
     let mut model = model.apply_reparameterization(PeftLora { plan, lora });
-    model = model.map(&mut PeftInitA::default());
+    let rng = seed.map(|seed| {
+        // Burn's reparameterization drew every A from N(0, 1/r) first (on the device): the
+        // host generator makes the same draws, so that the uniform redraws below start where
+        // a seeded flex device's would
+        let mut rng = StdRng::seed_from_u64(seed);
+        let mut factors = FactorCollector::default();
+        model.visit(&mut factors); // in the order the reparameterization drew them
+        for (_, _, a) in factors.found.iter().filter(|(_, which, _)| which == "a") {
+            let [d_in, r] = a.dims();
+            let std = Distribution::Normal(0.0, 1.0 / r as f64);
+            let _ = TensorData::random::<f32, _, _>([d_in, r], std, &mut rng);
+        }
+        rng
+    });
+    model = model.map(&mut PeftInitA {
+        path: Vec::new(),
+        rng,
+    });
     for layer in &mut model.model.layers {
         layer.self_attn.lora_dropout = cfg.lora_dropout;
         layer.mlp.lora_dropout = cfg.lora_dropout;
@@ -100,10 +143,11 @@ pub fn apply_lora(model: Qwen3ForCausalLM, cfg: &LoraConfig) -> Result<Qwen3ForC
 
 /// Redraws every LoRA `A` factor `[in, r]` from U(-1/sqrt(in), 1/sqrt(in)) (PEFT's
 /// `kaiming_uniform_(a=sqrt(5))` on `lora_A.weight [r, in]`: gain sqrt(2 / (1 + 5)), bound
-/// gain * sqrt(3 / fan_in) = 1 / sqrt(in)).
-#[derive(Default)]
+/// gain * sqrt(3 / fan_in) = 1 / sqrt(in)), from the host generator `rng` if there is one,
+/// else from the device's.
 struct PeftInitA {
     path: Vec<String>,
+    rng: Option<StdRng>,
 }
 
 impl ModuleMapper for PeftInitA {
@@ -118,17 +162,20 @@ impl ModuleMapper for PeftInitA {
         if D != 2 || n < 2 || self.path[n - 2] != "lora" || self.path[n - 1] != "a" {
             return param;
         }
+        let rng = &mut self.rng;
         param.map(|old| {
             let grad = old.is_require_grad();
             let d_in = old.dims()[0];
             let bound = 1.0 / (d_in as f64).sqrt();
-            Tensor::<D>::random(
-                old.shape(),
-                Distribution::Uniform(-bound, bound),
-                &old.device(),
-            )
-            .cast(old.dtype())
-            .set_require_grad(grad)
+            let uniform = Distribution::Uniform(-bound, bound);
+            let fresh = match rng {
+                Some(rng) => Tensor::<D>::from_data(
+                    TensorData::random::<f32, _, _>(old.shape(), uniform, rng),
+                    &old.device(),
+                ),
+                None => Tensor::<D>::random(old.shape(), uniform, &old.device()),
+            };
+            fresh.cast(old.dtype()).set_require_grad(grad)
         })
     }
 }
