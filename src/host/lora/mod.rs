@@ -100,6 +100,23 @@ pub fn apply_lora(model: Qwen3ForCausalLM, cfg: &LoraConfig) -> Result<Qwen3ForC
 /// factor, then PEFT's uniform redraw), so on the CPU, for a model with loaded weights (a
 /// lazily initialised one draws its own weights from the device's generator on first use),
 /// the two give the same adapter bit for bit.
+///
+/// ```
+/// # use burn::tensor::Device;
+/// # use burn_engram::host::lora::{LoraConfig, apply_lora_seeded, lora_factors};
+/// # use burn_engram::host::qwen3::{Qwen3Config, Qwen3ForCausalLM};
+/// # let cfg: Qwen3Config = serde_json::from_str(r#"{"model_type": "qwen3", "vocab_size": 32,
+/// #   "hidden_size": 8, "intermediate_size": 16, "num_hidden_layers": 1,
+/// #   "num_attention_heads": 2, "num_key_value_heads": 1, "head_dim": 4}"#).unwrap();
+/// let device = Device::default();
+/// let a_of = |seed| -> burn_engram::Result<Vec<f32>> {
+///     let model = apply_lora_seeded(Qwen3ForCausalLM::new(&cfg, &device), &LoraConfig::default(), seed)?;
+///     let (a, _) = lora_factors(&model).into_values().next().expect("an adapter");
+///     Ok(a.into_data().to_vec::<f32>().unwrap())
+/// };
+/// assert_eq!(a_of(7)?, a_of(7)?);
+/// # Ok::<(), burn_engram::EngramError>(())
+/// ```
 pub fn apply_lora_seeded(
     model: Qwen3ForCausalLM,
     cfg: &LoraConfig,
