@@ -110,7 +110,8 @@ pub fn apply_lora(model: Qwen3ForCausalLM, cfg: &LoraConfig) -> Result<Qwen3ForC
 /// #   "num_attention_heads": 2, "num_key_value_heads": 1, "head_dim": 4}"#).unwrap();
 /// let device = Device::default();
 /// let a_of = |seed| -> burn_engram::Result<Vec<f32>> {
-///     let model = apply_lora_seeded(Qwen3ForCausalLM::new(&cfg, &device), &LoraConfig::default(), seed)?;
+///     let base = Qwen3ForCausalLM::new(&cfg, &device);
+///     let model = apply_lora_seeded(base, &LoraConfig::default(), seed)?;
 ///     let (a, _) = lora_factors(&model).into_values().next().expect("an adapter");
 ///     Ok(a.into_data().to_vec::<f32>().unwrap())
 /// };
