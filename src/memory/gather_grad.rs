@@ -126,7 +126,8 @@ fn reads_by_row<I: Copy + Into<i64>>(ids: &[I], r: usize) -> (Vec<u32>, Vec<u32>
     let mut next = start.clone();
     let mut order = vec![0u32; ids.len()];
     for (p, &i) in ids.iter().enumerate() {
-        let at = &mut next[row(i)];
+        // every id was checked by the counting pass above
+        let at = &mut next[i.into() as usize];
         order[*at as usize] = p as u32;
         *at += 1;
     }
