@@ -65,6 +65,37 @@ pub fn run(ctx: &Ctx, w: &mut Workloads) -> burn_engram::Result<()> {
             shapes.push(json!([rows, inner, cols]));
         }
         let flops = projections as f64 * 3.0 * 2.0 * (m * e * hidden) as f64;
+        // the same projections as one matmul (weights side by side: E -> P * hidden): the
+        // same FLOPs in three larger matmuls, plus putting the weights side by side; against
+        // the separate ones plus the P - 1 additions of their input gradients
+        let p = projections;
+        let mut fused_s = 0.0;
+        for [rows, inner, cols] in [[m, e, p * hidden], [m, p * hidden, e], [e, m, p * hidden]] {
+            let lhs = Tensor::<2>::random([rows, inner], normal, &ctx.device);
+            let rhs = Tensor::<2>::random([inner, cols], normal, &ctx.device);
+            let r = time(ctx.engram_reps, || {
+                black_box(lhs.clone().matmul(rhs.clone()));
+                sync(&ctx.device);
+            });
+            fused_s += best(&r);
+        }
+        let weights: Vec<Tensor<2>> = (0..p)
+            .map(|_| Tensor::random([e, hidden], normal, &ctx.device))
+            .collect();
+        let r = time(ctx.engram_reps, || {
+            black_box(Tensor::cat(weights.clone(), 1));
+            sync(&ctx.device);
+        });
+        fused_s += best(&r);
+        let (ga, gb) = (
+            Tensor::<2>::random([m, e], normal, &ctx.device),
+            Tensor::<2>::random([m, e], normal, &ctx.device),
+        );
+        let r = time(ctx.engram_reps, || {
+            black_box(ga.clone() + gb.clone());
+            sync(&ctx.device);
+        });
+        let separate_s = p as f64 * gemm_s + (p - 1) as f64 * best(&r);
         w.insert(
             "engram_gemm_floor".into(),
             json!({
@@ -74,6 +105,8 @@ pub fn run(ctx: &Ctx, w: &mut Workloads) -> burn_engram::Result<()> {
                 "floor_s": projections as f64 * gemm_s,
                 "flops": flops,
                 "flops_per_s": flops / (projections as f64 * gemm_s),
+                "separate_with_adds_s": separate_s,
+                "fused_s": fused_s,
             }),
         );
 

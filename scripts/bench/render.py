@@ -131,6 +131,14 @@ def summarize(O, R, threads):
         # forward + backward: how close the layer is to the floor its FLOPs set
         "engram_gemm_floor_share": ratio(get(O, "engram_gemm_floor", "floor_s"),
                                          get(O, "engram_fwd_bwd", "best_s")),
+        # the key and value projections as one matmul: what it would save, as a share of the
+        # layer's forward + backward (the separate matmuls plus their input-gradient additions,
+        # less the fused ones plus the weights put side by side)
+        "engram_kv_fusion_saving": ratio(
+            (get(O, "engram_gemm_floor", "separate_with_adds_s") or 0)
+            - (get(O, "engram_gemm_floor", "fused_s") or 0)
+            if get(O, "engram_gemm_floor", "fused_s") else None,
+            get(O, "engram_fwd_bwd", "best_s")),
         "sparse_10m_vs_1m": step("sparse", large, mid),
         # at equal work: the same batch touches more distinct rows of the larger table
         # (fewer collisions), so the scaling target compares the cost per touched row
@@ -302,6 +310,17 @@ def main():
             "",
             f"Information: the sparse step at {steps[-1]:,} rows over {steps[0]:,} rows (a table that "
             f"sits in cache): {shown('sparse_10m_vs_10k')}.",
+        ]
+    if summary.get("engram_kv_fusion_saving") is not None:
+        lines += [
+            "",
+            f"Information: the Engram layer's key and value projections as one matmul (the same "
+            f"FLOPs) would save {summary['engram_kv_fusion_saving'] * 100:.1f}% (per round: "
+            + ", ".join(f"{r['engram_kv_fusion_saving'] * 100:.1f}%" for r in rounds
+                        if r["engram_kv_fusion_saving"] is not None)
+            + ") of its forward + "
+            f"backward (`engram_gemm_floor`: the separate matmuls and their input-gradient "
+            f"additions against the fused matmuls and the weights put side by side).",
         ]
     lines += ["", "```json", json.dumps(summary), "```", "", END]
     block = "\n".join(lines)
