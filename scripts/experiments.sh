@@ -7,8 +7,9 @@
 #
 # The miniature's runs use one CPU thread each (the model is too small for Burn's CPU backend
 # to spread one op over cores), so the sweep and the ablations run as two processes side by
-# side; every run is seeded, so the split changes no number. Results: runs/sweep/ and
-# runs/seeds3/ (results.json, results.md, figures), copied to docs/figures/.
+# side; every run is seeded, so the split changes no number. Results: runs/sweep/,
+# runs/seeds3/ (the main comparison) and runs/ablations3/ (results.json, results.md,
+# figures); the files docs/EXPERIMENTS.md shows are copied to docs/figures/ at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 what="${1:-all}"
@@ -55,17 +56,49 @@ if [[ "$what" == all || "$what" == sweep ]]; then
 fi
 
 if [[ "$what" == all || "$what" == study ]]; then
-  # The main comparison with 3 seeds (the probe every 25 steps), then the five ablations with
-  # 3 seeds (the probe at the end).
+  # The main comparison with 3 seeds, the probe every 25 steps.
   log "main comparison, 3 seeds"
   lanes seeds3 "--seeds 3 --main base,lora" "--seeds 3 --main engram" "--seeds 3"
+  # The five ablations with 3 seeds, the probe at the end only, in a folder of their own (a
+  # finished run is read back only with the settings it was made with, the probe's interval
+  # among them): first the base and the headline Engram run (layers 1,2; d128 h16;
+  # 500/100/100), which the studies read back, then the studies in two lanes.
+  log "ablations, 3 seeds"
+  abl="--seeds 3 --main base,engram --probe-every 0"
+  # shellcheck disable=SC2086
+  "$study" --name ablations3 $abl >/tmp/ablations3-main.log 2>&1 || {
+    cat /tmp/ablations3-main.log
+    exit 1
+  }
   tmp=$(mktemp -d)
   split "$tmp/a" examples/studies/1_layers examples/studies/2_embed_dim examples/studies/3_heads
   split "$tmp/b" examples/studies/4_vocab_n3 examples/studies/5_vocab_n4
-  log "ablations, 3 seeds"
-  lanes seeds3 "--seeds 3 --probe-every 0 --ablations --ablation-dir $tmp/a" \
-    "--seeds 3 --probe-every 0 --ablations --ablation-dir $tmp/b" \
-    "--seeds 3 --ablations"
+  # LoRA at 2e-2 (the sweep's rule on the redone LoRA sweep) with 3 seeds, beside the
+  # profile's 1e-2: a study of one run, in the second lane only (not a default ablation)
+  mkdir -p "$tmp/b/lora_2e-2"
+  cp examples/sweeps/lora_lr/5_lr_2e-2.json "$tmp/b/lora_2e-2/"
+  printf '{\n  "title": "LoRA at 2e-2",\n  "x_label": "peak learning rate"\n}\n' \
+    >"$tmp/b/lora_2e-2/study.json"
+  lanes ablations3 "$abl --ablations --ablation-dir $tmp/a" \
+    "$abl --ablations --ablation-dir $tmp/b" "$abl --ablations"
   rm -rf "$tmp"
+fi
+
+# The committed copies docs/EXPERIMENTS.md shows.
+fig=docs/figures
+if [[ "$what" == all || "$what" == sweep ]]; then
+  cp runs/sweep/ablations/lora_lr/results.json "$fig/sweep_lora_lr.json"
+  cp runs/sweep/ablations/engram_lr/results.json "$fig/sweep_engram_lr.json"
+  cp runs/sweep/ablations/frontier.png "$fig/sweep_frontier.png"
+fi
+if [[ "$what" == all || "$what" == study ]]; then
+  cp runs/seeds3/results.json "$fig/results_seeds3.json"
+  for f in eval_loss truthfulqa learning_vs_forgetting; do cp "runs/seeds3/$f.png" "$fig/"; done
+  cp runs/ablations3/ablations/lora_2e-2/results.json "$fig/results_lora_2e-2.json"
+  cp runs/ablations3/ablations/frontier.png "$fig/ablation_frontier.png"
+  for d in runs/ablations3/ablations/[0-9]_*/; do
+    n=$(basename "$d")
+    cp "$d/$n.png" "$fig/ablation_${n#[0-9]_}.png"
+  done
 fi
 log "done"
