@@ -52,33 +52,29 @@ pub fn run(ctx: &Ctx, w: &mut Workloads) -> burn_engram::Result<()> {
         // three shapes timed here at the backend's own matmul speed, the same run
         let (m, e) = (b * t, head.engram_hidden_size());
         let projections = engram_projections(head);
-        let mut gemm_s = 0.0;
-        let mut shapes = Vec::new();
-        for [rows, inner, cols] in [[m, e, hidden], [m, hidden, e], [e, m, hidden]] {
-            let lhs = Tensor::<2>::random([rows, inner], normal, &ctx.device);
-            let rhs = Tensor::<2>::random([inner, cols], normal, &ctx.device);
-            let r = time(ctx.engram_reps, || {
-                black_box(lhs.clone().matmul(rhs.clone()));
-                sync(&ctx.device);
-            });
-            gemm_s += best(&r);
-            shapes.push(json!([rows, inner, cols]));
-        }
+        // the best time of each `[rows, inner, cols]` matmul, summed
+        let matmuls = |shapes: &[[usize; 3]]| -> f64 {
+            shapes
+                .iter()
+                .map(|&[rows, inner, cols]| {
+                    let lhs = Tensor::<2>::random([rows, inner], normal, &ctx.device);
+                    let rhs = Tensor::<2>::random([inner, cols], normal, &ctx.device);
+                    best(&time(ctx.engram_reps, || {
+                        black_box(lhs.clone().matmul(rhs.clone()));
+                        sync(&ctx.device);
+                    }))
+                })
+                .sum()
+        };
+        let separate = [[m, e, hidden], [m, hidden, e], [e, m, hidden]];
+        let gemm_s = matmuls(&separate);
+        let shapes: Vec<Value> = separate.iter().map(|s| json!(s)).collect();
         let flops = projections as f64 * 3.0 * 2.0 * (m * e * hidden) as f64;
         // the same projections as one matmul (weights side by side: E -> P * hidden): the
         // same FLOPs in three larger matmuls, plus putting the weights side by side; against
         // the separate ones plus the P - 1 additions of their input gradients
         let p = projections;
-        let mut fused_s = 0.0;
-        for [rows, inner, cols] in [[m, e, p * hidden], [m, p * hidden, e], [e, m, p * hidden]] {
-            let lhs = Tensor::<2>::random([rows, inner], normal, &ctx.device);
-            let rhs = Tensor::<2>::random([inner, cols], normal, &ctx.device);
-            let r = time(ctx.engram_reps, || {
-                black_box(lhs.clone().matmul(rhs.clone()));
-                sync(&ctx.device);
-            });
-            fused_s += best(&r);
-        }
+        let mut fused_s = matmuls(&[[m, e, p * hidden], [m, p * hidden, e], [e, m, p * hidden]]);
         let weights: Vec<Tensor<2>> = (0..p)
             .map(|_| Tensor::random([e, hidden], normal, &ctx.device))
             .collect();
