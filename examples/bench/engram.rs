@@ -72,7 +72,9 @@ pub fn run(ctx: &Ctx, w: &mut Workloads) -> burn_engram::Result<()> {
         let flops = projections as f64 * 3.0 * 2.0 * (m * e * hidden) as f64;
         // the same projections as one matmul (weights side by side: E -> P * hidden): the
         // same FLOPs in three larger matmuls, plus putting the weights side by side; against
-        // the separate ones plus the P - 1 additions of their input gradients
+        // the separate ones plus the P - 1 additions of their input gradients (splitting the
+        // fused output is not timed: free as a view, dearer under autodiff, so fused_s is a
+        // lower bound on fusing's cost)
         let p = projections;
         let mut fused_s = matmuls(&[[m, e, p * hidden], [m, p * hidden, e], [e, m, p * hidden]]);
         let weights: Vec<Tensor<2>> = (0..p)
