@@ -9,12 +9,13 @@
 # to spread one op over cores), so the sweep and the ablations run as two processes side by
 # side; every run is seeded, so the split changes no number. Results: runs/sweep/,
 # runs/seeds3/ (the main comparison) and runs/ablations3/ (results.json, results.md,
-# figures); the files docs/EXPERIMENTS.md shows are copied to docs/figures/ at the end.
+# figures); the files docs/EXPERIMENTS.md shows are copied to docs/figures/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 what="${1:-all}"
 cargo build --release --example study
 study="${CARGO_TARGET_DIR:-target}/release/examples/study"
+fig=docs/figures # where each part copies the files docs/EXPERIMENTS.md shows
 log() { printf '=== %s (%s)\n' "$1" "$(date -u +%H:%M:%S)"; }
 
 # Two processes side by side split the runs of one output folder (--main picks which main runs
@@ -53,6 +54,9 @@ if [[ "$what" == all || "$what" == sweep ]]; then
     "--main engram --probe-every 0 --ablations --ablation-dir $tmp/b" \
     "--probe-every 0 --ablations --ablation-dir examples/sweeps"
   rm -rf "$tmp"
+  cp runs/sweep/ablations/lora_lr/results.json "$fig/sweep_lora_lr.json"
+  cp runs/sweep/ablations/engram_lr/results.json "$fig/sweep_engram_lr.json"
+  cp runs/sweep/ablations/frontier.png "$fig/sweep_frontier.png"
 fi
 
 if [[ "$what" == all || "$what" == study ]]; then
@@ -82,16 +86,6 @@ if [[ "$what" == all || "$what" == study ]]; then
   lanes ablations3 "$abl --ablations --ablation-dir $tmp/a" \
     "$abl --ablations --ablation-dir $tmp/b" "$abl --ablations"
   rm -rf "$tmp"
-fi
-
-# The committed copies docs/EXPERIMENTS.md shows.
-fig=docs/figures
-if [[ "$what" == all || "$what" == sweep ]]; then
-  cp runs/sweep/ablations/lora_lr/results.json "$fig/sweep_lora_lr.json"
-  cp runs/sweep/ablations/engram_lr/results.json "$fig/sweep_engram_lr.json"
-  cp runs/sweep/ablations/frontier.png "$fig/sweep_frontier.png"
-fi
-if [[ "$what" == all || "$what" == study ]]; then
   cp runs/seeds3/results.json "$fig/results_seeds3.json"
   for f in eval_loss truthfulqa learning_vs_forgetting; do cp "runs/seeds3/$f.png" "$fig/"; done
   cp runs/ablations3/ablations/lora_2e-2/results.json "$fig/results_lora_2e-2.json"
