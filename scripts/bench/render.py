@@ -114,6 +114,9 @@ def summarize(O, R, threads):
     per_row_ns = per_row * 1e9 if per_row else None
     lat = get(O, "latency", "ns_per_access")
     rnd = get(O, "random_lines", "ns_per_line")
+    separate = get(O, "engram_gemm_floor", "separate_with_adds_s")
+    fused = get(O, "engram_gemm_floor", "fused_s")
+    layer = get(O, "engram_fwd_bwd", "best_s")
     return {
         # as users call it: all layers, compression included, a fresh output each call
         "hash_vs_numpy": ratio(get(O, "hash_headline_alloc", "tokens_per_s"),
@@ -134,11 +137,8 @@ def summarize(O, R, threads):
         # the key and value projections as one matmul: what it would save, as a share of the
         # layer's forward + backward (the separate matmuls plus their input-gradient additions,
         # less the fused ones plus the weights put side by side)
-        "engram_kv_fusion_saving": ratio(
-            (get(O, "engram_gemm_floor", "separate_with_adds_s") or 0)
-            - (get(O, "engram_gemm_floor", "fused_s") or 0)
-            if get(O, "engram_gemm_floor", "fused_s") else None,
-            get(O, "engram_fwd_bwd", "best_s")),
+        "engram_kv_fusion_saving": (
+            (separate - fused) / layer if separate and fused and layer else None),
         "sparse_10m_vs_1m": step("sparse", large, mid),
         # at equal work: the same batch touches more distinct rows of the larger table
         # (fewer collisions), so the scaling target compares the cost per touched row
